@@ -1,0 +1,230 @@
+"""``python -m autograder build``: source notebooks -> student notebooks + grading bundles.
+
+For every ``solutions/hwN.ipynb`` it writes
+
+- ``assignments/hwN.ipynb``: solution regions replaced by stubs, hidden-test cells removed,
+  outputs cleared, cell metadata reduced to ``{"flatlab": {"role", "id"}}`` so the grader
+  can find task cells; no marker text, no solution line, no hidden test.
+- ``<bundles>/hwN/bundle.json`` (mode 0600, outside ``assignments/``): the task registry
+  (ids, functions, points, forbid lists), the hidden tests with their points and
+  docstrings, and the notebook's plain setup cells.
+
+Output is deterministic (sorted-key JSON, no timestamps), so ``--check`` can compare the
+committed ``assignments/`` with a fresh build.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from .notebook import MARKERS, Assignment, cell_meta, parse_source, solution_regions
+
+__all__ = ["student_notebook", "bundle_dict", "find_leaks", "build_one", "write_atomic", "main"]
+
+BUNDLE_FORMAT = 1
+_MD_BEGIN, _MD_END = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
+
+
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _stub(source: str, task_id: str, summary: str, experiment: bool, index: int) -> str:
+    lines = source.split("\n")
+    for begin, end, indent, keep in reversed(solution_regions(source, index)):
+        if keep:
+            new = lines[begin + 1:end]
+        else:
+            todo = f"# TODO: Task {task_id}" + (" (uses your functions above)" if experiment else "")
+            msg = json.dumps(f"Task {task_id}: {summary}", ensure_ascii=False)
+            new = [indent + todo, indent + f"raise NotImplementedError({msg})"]
+        lines[begin:end + 1] = new
+    return "\n".join(lines)
+
+
+def _manual_stub(source: str) -> str:
+    if _MD_BEGIN not in source:
+        return source
+    head, rest = source.split(_MD_BEGIN, 1)
+    tail = rest.split(_MD_END, 1)[1]
+    return head + "_Your answer here._" + tail
+
+
+def student_notebook(nb, asg: Assignment):
+    """The student copy of a parsed source notebook (a new ``nbformat`` node)."""
+    out = nbformat.v4.new_notebook()
+    out.metadata = {k: copy.deepcopy(v) for k, v in nb.metadata.items() if k in ("kernelspec", "language_info")}
+    out.metadata["flatlab"] = {"assignment": asg.name, "title": asg.title}
+    summaries = {t.id: t.summary for t in asg.tasks}
+    for i, cell in enumerate(nb.cells):
+        meta = cell_meta(cell)
+        role = meta.get("role")
+        if role == "hidden_test" or cell.cell_type not in ("code", "markdown"):
+            continue
+        keep_meta = {"role": role} if role else {}
+        if meta.get("id") and role in ("task", "public_test", "manual", "experiment"):
+            keep_meta["id"] = meta["id"]
+        src = cell.source
+        if cell.cell_type == "code":
+            if role == "task":
+                src = _stub(src, meta["id"], summaries[meta["id"]], False, i)
+            elif role == "experiment":
+                eid = meta.get("id") or f"{asg.name}.experiment"
+                src = _stub(src, eid, "run this once your functions above work", True, i)
+            new = nbformat.v4.new_code_cell(src)
+        else:
+            new = nbformat.v4.new_markdown_cell(_manual_stub(src) if role == "manual" else src)
+        new.id = cell.get("id") or f"cell-{i}"
+        new.metadata = {"flatlab": keep_meta} if keep_meta else {}
+        out.cells.append(new)
+    return out
+
+
+def bundle_dict(asg: Assignment, source_text: str) -> dict:
+    """The grading bundle: everything the trusted grader needs, nothing the student sees."""
+    pts = asg.test_points()
+    return {
+        "format": BUNDLE_FORMAT,
+        "assignment": asg.name,
+        "title": asg.title,
+        "source_sha256": hashlib.sha256(source_text.encode()).hexdigest(),
+        "tasks": [
+            {"id": t.id, "function": t.function, "points": t.points, "summary": t.summary,
+             "forbid": list(t.forbid)} for t in asg.tasks
+        ],
+        "manual": [{"id": q.id, "points": q.points, "prompt": q.prompt} for q in asg.manual],
+        "tests": [
+            {"task": t.task, "name": t.name, "doc": t.doc, "points": pts[(t.task, t.name)]}
+            for t in asg.tests
+        ],
+        "hidden": [{"task": tid, "source": src} for tid, src in asg.hidden_sources],
+        "setup": list(asg.setup),
+    }
+
+
+def _solution_lines(nb) -> set[str]:
+    """Stripped lines inside solution regions that appear nowhere in the visible cells."""
+    inside, outside = set(), set()
+    for i, cell in enumerate(nb.cells):
+        role = cell_meta(cell).get("role")
+        lines = cell.source.split("\n")
+        if cell.cell_type == "code" and role in ("task", "experiment"):
+            regions = solution_regions(cell.source, i)
+            mask = set()
+            for b, e, _, keep in regions:
+                if not keep:
+                    mask.update(range(b + 1, e))
+            for k, ln in enumerate(lines):
+                (inside if k in mask else outside).add(ln.strip())
+        elif cell.cell_type == "markdown" and role == "manual" and _MD_BEGIN in cell.source:
+            head, rest = cell.source.split(_MD_BEGIN, 1)
+            ans, tail = rest.split(_MD_END, 1)
+            inside.update(x.strip() for x in ans.split("\n"))
+            outside.update(x.strip() for x in (head + tail).split("\n"))
+        elif role != "hidden_test":
+            outside.update(x.strip() for x in lines)
+    return {x for x in inside - outside if len(x) >= 8 and not x.startswith("#")}
+
+
+def find_leaks(student_text: str, source_nb, asg: Assignment) -> list[str]:
+    """What of the hidden material appears in a student notebook's text (empty = clean)."""
+    text = "\n".join(c.source for c in nbformat.reads(student_text, as_version=4).cells)
+    leaks = [f"marker {m!r}" for m in MARKERS if m in student_text]
+    leaks += [f"hidden test {t.name}" for t in asg.tests if t.name in student_text]
+    for _, src in asg.hidden_sources:
+        for ln in src.split("\n"):
+            s = ln.strip()
+            if len(s) >= 25 and not s.startswith(("#", '"""', "import ", "from ")) and s in text:
+                leaks.append(f"hidden-test line {s!r}")
+    leaks += [f"solution line {ln!r}" for ln in sorted(_solution_lines(source_nb)) if ln in text]
+    return leaks
+
+
+def build_one(source: Path, out_dir: Path | None, bundles: Path | None) -> tuple[str, str, dict]:
+    """Build one source notebook; returns (name, student notebook text, bundle).
+
+    Writes the files when ``out_dir`` / ``bundles`` are given. Raises ``ValueError`` if
+    the source is malformed or the student copy would leak anything.
+    """
+    source_text = Path(source).read_text(encoding="utf-8")
+    nb = nbformat.reads(source_text, as_version=4)
+    asg = parse_source(nb)
+    if Path(source).stem != asg.name:
+        raise ValueError(f"{source}: file name must match metadata.flatlab.assignment {asg.name!r}")
+    student = student_notebook(nb, asg)
+    nbformat.validate(student)
+    text = nbformat.writes(student) + "\n"
+    leaks = find_leaks(text, nb, asg)
+    if leaks:
+        raise ValueError(f"{source}: the student notebook would leak: {'; '.join(leaks[:5])}")
+    bundle = bundle_dict(asg, source_text)
+    if out_dir is not None:
+        write_atomic(Path(out_dir) / f"{asg.name}.ipynb", text)
+    if bundles is not None:
+        bdir = Path(bundles) / asg.name
+        bdir.mkdir(parents=True, exist_ok=True)
+        os.chmod(bdir, 0o700)
+        write_atomic(bdir / "bundle.json", json.dumps(bundle, indent=1, sort_keys=True) + "\n", mode=0o600)
+    return asg.name, text, bundle
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m autograder build", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--solutions", default="solutions", help="folder of source notebooks hwN.ipynb")
+    p.add_argument("--out", default="assignments", help="folder for the student notebooks")
+    p.add_argument("--bundles", default="build/grading", help="folder for the grading bundles")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if --out differs from a fresh build or anything leaks")
+    a = p.parse_args(argv)
+    sources = sorted(Path(a.solutions).glob("*.ipynb"))
+    if not sources:
+        print(f"no source notebooks in {a.solutions}", file=sys.stderr)
+        return 1
+    drift = []
+    for src in sources:
+        try:
+            name, text, _ = build_one(src, None if a.check else a.out, None if a.check else a.bundles)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        if a.check:
+            target = Path(a.out) / f"{name}.ipynb"
+            if not target.exists():
+                drift.append(f"{target}: missing")
+            elif target.read_text(encoding="utf-8") != text:
+                drift.append(f"{target}: differs from a fresh build of {src}")
+        else:
+            print(f"built {a.out}/{name}.ipynb and {a.bundles}/{name}/bundle.json")
+    if a.check:
+        built = {s.stem for s in sources}
+        drift += [f"{p}: has no source in {a.solutions}" for p in sorted(Path(a.out).glob("*.ipynb"))
+                  if p.stem not in built]
+        for d in drift:
+            print(f"drift: {d}", file=sys.stderr)
+        if drift:
+            print("run `python -m autograder build` and commit the result", file=sys.stderr)
+            return 1
+        print(f"{len(sources)} assignment(s) up to date, no leaks")
+    return 0

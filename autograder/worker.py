@@ -1,0 +1,286 @@
+"""The sandboxed worker: the only process that runs student code.
+
+Started by :mod:`autograder.sandbox` as ``python -I -c ...`` with two pipe fds. Before any
+student code it (as root) unshares the mount and network namespaces, hides the grader's
+files behind empty tmpfs mounts, imports numpy/torch/flatlab, sets resource limits and
+drops to an unprivileged uid. Then it serves commands:
+
+- ``{"op": "exec", "index": i, "source": src}``: run one notebook cell in the student
+  namespace; any exception (including ``SystemExit``) is reported, never fatal;
+- ``{"op": "call", "function": f, "args": [...], "kwargs": {...}, "forbid": [...],
+  "return_args": bool}``: call a student function on decoded inputs with tripwires on the
+  forbidden names, and reply with the encoded result (plain data only).
+
+Everything this process says is untrusted: the grader only reads plain data from it.
+"""
+from __future__ import annotations
+
+import builtins
+import ctypes
+import importlib
+import linecache
+import os
+import resource
+import signal
+import sys
+import traceback
+
+from autograder import codec
+
+__all__ = ["main"]
+
+_CLONE_NEWNS, _CLONE_NEWNET = 0x00020000, 0x40000000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+
+
+def _expose(libc, paths: list[str], stage: str) -> list[str]:
+    """Make ``paths`` (the interpreter, site-packages) reachable by an unprivileged uid.
+
+    When one lies under a folder others cannot enter (e.g. ``/root/.pyenv`` under a 0700
+    ``/root``), that folder is covered with an empty tmpfs (hiding the rest of it) and the
+    needed paths are bind-mounted back in.
+    """
+    paths = sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
+    paths = [p for p in paths if not any(p.startswith(q + "/") for q in paths)]
+    blocked: dict[str, list[str]] = {}
+    for p in paths:
+        parts = p.split("/")
+        for k in range(2, len(parts) + 1):
+            a = "/".join(parts[:k])
+            if not os.stat(a).st_mode & 0o001:
+                blocked.setdefault(a, []).append(p)
+                break
+    done = []
+    for n, (a, ps) in enumerate(sorted(blocked.items())):
+        staged = []
+        for i, p in enumerate(ps):
+            s = os.path.join(stage, f"{n}_{i}")
+            os.mkdir(s, 0o700)
+            if libc.mount(os.fsencode(p), os.fsencode(s), None, _MS_BIND | _MS_REC, None) == 0:
+                staged.append((p, s))
+        if libc.mount(b"tmpfs", os.fsencode(a), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=64k,mode=0755") != 0:
+            continue
+        for p, s in staged:
+            os.makedirs(p, mode=0o755, exist_ok=True)
+            if libc.mount(os.fsencode(s), os.fsencode(p), None, _MS_BIND | _MS_REC, None) == 0:
+                done.append(p)
+    return done
+
+
+def _isolate(hide: list[str], netns: bool, expose: list[str] = (), stage: str = "") -> dict:
+    """Unshare namespaces, keep the interpreter reachable and hide paths (root only)."""
+    done = {"mount_ns": False, "net_ns": False, "hidden": [], "exposed": []}
+    if os.geteuid() != 0:
+        return done
+    libc = ctypes.CDLL(None, use_errno=True)
+    flags = _CLONE_NEWNS | (_CLONE_NEWNET if netns else 0)
+    if libc.unshare(flags) != 0 and (not netns or libc.unshare(_CLONE_NEWNS) != 0):
+        return done
+    done["net_ns"] = netns and os.path.exists("/proc/self/ns/net")
+    done["mount_ns"] = libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) == 0
+    if not done["mount_ns"]:
+        return done
+    if expose and stage:
+        done["exposed"] = _expose(libc, list(expose), stage)
+    for path in hide:
+        p = os.fsencode(path)
+        if os.path.isdir(path):
+            ok = libc.mount(b"tmpfs", p, b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=64k,mode=0555") == 0
+        elif os.path.exists(path):
+            ok = libc.mount(b"/dev/null", p, None, _MS_BIND, None) == 0
+        else:
+            ok = False
+        if ok:
+            done["hidden"].append(path)
+    return done
+
+
+def _limits(cfg: dict) -> dict:
+    """Set CPU, address-space, process, file-size and open-file limits."""
+    vm = 0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                vm = int(line.split()[1]) * 1024
+    out = {"vm_at_start": vm}
+    lim = {
+        resource.RLIMIT_CPU: cfg["cpu_seconds"],
+        resource.RLIMIT_AS: vm + cfg["memory_bytes"],
+        resource.RLIMIT_FSIZE: cfg["file_bytes"],
+        resource.RLIMIT_NOFILE: 256,
+        resource.RLIMIT_CORE: 0,
+    }
+    if cfg.get("nproc"):
+        lim[resource.RLIMIT_NPROC] = cfg["nproc"]
+    for k, v in lim.items():
+        resource.setrlimit(k, (int(v), int(v)))
+    out.update({"cpu": cfg["cpu_seconds"], "as": vm + cfg["memory_bytes"], "nproc": cfg.get("nproc")})
+    return out
+
+
+def _drop(uid: int | None, gid: int | None) -> bool:
+    if uid is None or os.geteuid() != 0:
+        return False
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    return os.geteuid() == uid
+
+
+def _resolve(dotted: str):
+    parts = dotted.split(".")
+    for k in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:k]))
+        except Exception:
+            continue
+        try:
+            for name in parts[k:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+class _Tripwires:
+    """Record calls to forbidden objects: a profiler hook (catches aliases) and attribute swaps."""
+
+    def __init__(self, names: list[str]):
+        self.names, self.hits, self.codes, self.cfuncs, self.swaps = names, [], {}, {}, []
+        for dotted in names:
+            obj = _resolve(dotted)
+            if obj is None:
+                continue
+            inner = obj
+            while hasattr(inner, "__wrapped__"):
+                inner = inner.__wrapped__
+            code = getattr(inner, "__code__", None)
+            if code is not None:
+                self.codes[code] = dotted
+            elif callable(obj):
+                self.cfuncs[id(obj)] = dotted
+            owner = _resolve(dotted.rsplit(".", 1)[0])
+            if owner is not None:
+                self.swaps.append((owner, dotted.rsplit(".", 1)[1], obj, dotted))
+
+    def _profile(self, frame, event, arg):
+        if event == "call":
+            d = self.codes.get(frame.f_code)
+        elif event == "c_call":
+            d = self.cfuncs.get(id(arg))
+        else:
+            return
+        if d is not None and d not in self.hits:
+            self.hits.append(d)
+
+    def _wrap(self, orig, dotted):
+        def tripwire(*a, **k):
+            if dotted not in self.hits:
+                self.hits.append(dotted)
+            return orig(*a, **k)
+        return tripwire
+
+    def __enter__(self):
+        for owner, attr, obj, dotted in self.swaps:
+            try:
+                setattr(owner, attr, self._wrap(obj, dotted))
+            except (AttributeError, TypeError):
+                pass
+        if self.codes or self.cfuncs:
+            sys.setprofile(self._profile)
+        return self
+
+    def __exit__(self, *exc):
+        if (self.codes or self.cfuncs) and sys.getprofile() != self._profile:
+            self.hits.append("(the grader's call monitor was removed during the call)")
+        sys.setprofile(None)
+        for owner, attr, obj, _ in self.swaps:
+            try:
+                setattr(owner, attr, obj)
+            except (AttributeError, TypeError):
+                pass
+        return False
+
+
+def _error(kind: str, exc: BaseException) -> dict:
+    tb = traceback.extract_tb(exc.__traceback__)
+    frames = [f for f in tb if f.filename.startswith("<cell")]
+    lines = traceback.format_list(frames[-8:])
+    return {"ok": False, "kind": kind, "type": type(exc).__name__,
+            "message": str(exc)[:2000], "traceback": "".join(lines)[-3000:]}
+
+
+def _serve(cmd_fd: int, rep_fd: int, ns: dict) -> None:
+    decode, encode, send, recv = codec.decode, codec.encode, codec.send, codec.recv
+    main_pid = os.getpid()
+    while True:
+        try:
+            msg = recv(cmd_fd)
+        except EOFError:
+            return
+        op = msg.get("op")
+        if op == "exit":
+            return
+        reply: dict
+        if op == "exec":
+            try:
+                fname = f"<cell {msg['index']}>"
+                linecache.cache[fname] = (len(msg["source"]), None, msg["source"].splitlines(True), fname)
+                code = compile(msg["source"], fname, "exec")
+                exec(code, ns)
+                reply = {"ok": True}
+            except BaseException as e:  # noqa: B036 - SystemExit too: a cell never ends the worker
+                reply = _error("exception", e)
+        elif op == "call":
+            fn = ns.get(msg["function"])
+            wires = _Tripwires(msg.get("forbid", []))
+            if not callable(fn):
+                reply = {"ok": False, "kind": "missing", "type": "NameError",
+                         "message": f"function {msg['function']!r} is not defined in the notebook", "traceback": ""}
+            else:
+                try:
+                    args = decode(msg["args"], tensors=True, models=True)
+                    kwargs = decode(msg["kwargs"], tensors=True, models=True)
+                    with wires:
+                        result = fn(*args, **kwargs)
+                    try:
+                        reply = {"ok": True, "result": encode(result)}
+                        if msg.get("return_args"):
+                            reply["args"] = encode(list(args), "plain data")
+                    except codec.EncodeError as e:
+                        reply = {"ok": False, "kind": "bad_return", "type": "TypeError",
+                                 "message": str(e), "traceback": ""}
+                except BaseException as e:  # noqa: B036
+                    reply = _error("exception", e)
+            reply["violations"] = list(wires.hits)
+        else:
+            reply = {"ok": False, "kind": "protocol", "type": "ValueError", "message": f"bad op {op!r}"}
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        if os.getpid() != main_pid:  # a child forked by student code must not answer
+            os._exit(0)
+        reply["seq"] = msg.get("seq")
+        send(rep_fd, reply)
+
+
+def main(cmd_fd: int, rep_fd: int) -> None:
+    """Entry point: read the sandbox config, lock down, then serve commands."""
+    cfg = codec.recv(cmd_fd)
+    prot = _isolate(cfg.get("hide", []), cfg.get("netns", True), cfg.get("expose", []), cfg.get("stage", ""))
+    import numpy  # noqa: F401  (trusted imports before any student code)
+    import torch
+    import flatlab  # noqa: F401
+    import flatlab.models  # noqa: F401
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    prot["limits"] = _limits(cfg["limits"])
+    prot["uid"] = _drop(cfg.get("uid"), cfg.get("gid"))
+    os.chdir(cfg["workdir"])
+    sys.argv = [""]
+    ns = {"__name__": "__main__", "__builtins__": builtins}
+    codec.send(rep_fd, {"ready": True, "protections": prot})
+    _serve(cmd_fd, rep_fd, ns)

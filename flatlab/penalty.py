@@ -1,0 +1,436 @@
+"""Explicit sharpness minimizers: a sharpness-penalty optimizer and label-noise SGD.
+
+The penalty is the Gauss-Newton trace of the MSE loss (Lemma 4.1 of the paper),
+
+    S(θ) = (2/n) Σ_i ‖∇_θ f(x_i)‖²,
+
+which equals Tr ∇²L(θ) at an interpolator. For the two-layer nets without normalization
+it has a closed form from the activations (``no_bias`` drops the ``+ 1``):
+
+    S = (2/n) [ ‖act(X W1ᵀ + b1)‖_F² + Σ_i (‖x_i‖² + 1) Σ_j W2_j² act'(pre_ij)² ],
+
+differentiable in torch (for relu, act' = 1[pre > 0] carries no gradient). ``sim_bn``,
+``sim_ln`` and ``deep_bias`` use a generic double-backprop path: per-example gradients by
+``torch.func.vmap(torch.func.grad(...))`` with autograd flowing through them.
+
+``train_penalty`` runs full-batch GD with momentum (or Adam) on L + λ(t)·S with a
+fit → ramp → hold → anneal schedule for λ; ``train_label_noise`` runs minibatch SGD on
+labels y_i + σ·ξ with fresh, seeded noise every step. Both train the model in place and
+return a ``flatlab.training.History`` (epoch, train_loss, test_acc, trace), so they plug
+into the same experiments as GD and 1-SAM. Shapes: X (n, d), y (n,).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import Dataset, check_xy
+from .losses import accuracy, get_loss
+
+__all__ = [
+    "sharpness_penalty",
+    "sharpness_penalty_closed_form",
+    "sharpness_penalty_generic",
+    "per_example_grads",
+    "PenaltyConfig",
+    "LabelNoiseConfig",
+    "penalty_weight",
+    "train_penalty",
+    "train_label_noise",
+]
+
+_CLOSED_FORM_ARCHS = ("no_bias", "bias")
+
+
+# --------------------------------------------------------------------------- the penalty S
+def _check_model_x(model: nn.Module, X: torch.Tensor) -> None:
+    if not isinstance(model, nn.Module) or not hasattr(model, "config"):
+        raise ValueError(f"model must be a flatlab model (make_model), got {type(model).__name__}")
+    check_xy(X, d=model.config.d)
+
+
+def sharpness_penalty_closed_form(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """S(θ) from activations for ``no_bias`` / ``bias`` nets: a 0-dim tensor with autograd.
+
+    X: (n, d). O(n·m·d) work; exact (equal to the per-example-gradient formula).
+    """
+    _check_model_x(model, X)
+    arch = model.config.arch
+    if arch not in _CLOSED_FORM_ARCHS:
+        raise ValueError(f"model arch must be one of {_CLOSED_FORM_ARCHS} for the closed form, got {arch!r}")
+    pre = X @ model.W1.T
+    if arch == "bias":
+        pre = pre + model.b1
+    if model.config.activation == "relu":
+        h = torch.relu(pre)
+        dact_sq = (pre > 0).to(pre.dtype)
+    else:  # softplus: act' = sigmoid
+        h = nn.functional.softplus(pre)
+        dact_sq = torch.sigmoid(pre).pow(2)
+    x_sq = X.pow(2).sum(1) + (1.0 if arch == "bias" else 0.0)  # (n,)
+    first = h.pow(2).sum()
+    second = (x_sq[:, None] * dact_sq * model.W2.pow(2)).sum()
+    return 2.0 / X.shape[0] * (first + second)
+
+
+def per_example_grads(model: nn.Module, X: torch.Tensor, params: dict | None = None) -> dict:
+    """∇_θ f(x_i) for every row of X: a dict name -> tensor (n, *param_shape).
+
+    Uses ``torch.func.vmap(torch.func.grad(...))``; when ``params`` (default: the model's
+    own parameters) require grad, autograd flows through the result (double backprop).
+    Sim-BN keeps its statistic over ``model.reference`` for every example.
+    """
+    from torch.func import functional_call, grad, vmap
+
+    _check_model_x(model, X)
+    if params is None:
+        params = dict(model.named_parameters())
+
+    def f_single(p, x):
+        return functional_call(model, p, (x.unsqueeze(0),)).squeeze(0)
+
+    return vmap(grad(f_single), in_dims=(None, 0))(params, X)
+
+
+def sharpness_penalty_generic(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """S(θ) for any architecture via per-example gradients (double backprop): 0-dim tensor."""
+    grads = per_example_grads(model, X)
+    return 2.0 / X.shape[0] * sum(g.pow(2).sum() for g in grads.values())
+
+
+def sharpness_penalty(model: nn.Module, X: torch.Tensor, *, method: str = "auto") -> torch.Tensor:
+    """S(θ) = (2/n) Σ_i ‖∇_θ f(x_i)‖², differentiable w.r.t. the model's parameters.
+
+    method: ``"auto"`` (closed form for no_bias / bias, else generic), ``"closed_form"``,
+    ``"generic"``. X: (n, d). Returns a 0-dim tensor.
+    """
+    if method not in ("auto", "closed_form", "generic"):
+        raise ValueError(f"method must be 'auto', 'closed_form' or 'generic', got {method!r}")
+    _check_model_x(model, X)
+    if method == "closed_form" or (method == "auto" and model.config.arch in _CLOSED_FORM_ARCHS):
+        return sharpness_penalty_closed_form(model, X)
+    return sharpness_penalty_generic(model, X)
+
+
+# --------------------------------------------------------------------------- configs
+@dataclass(frozen=True)
+class PenaltyConfig:
+    """Full-batch training on L + λ(t)·S. λ(t): 0 for ``fit_epochs``, then linear up to
+    ``lam`` over ``ramp_epochs``, constant for ``hold_epochs``, then geometric decay by
+    ``anneal_factor`` over ``anneal_epochs`` (λ_end = lam·anneal_factor)."""
+
+    lam: float = 0.01  # peak penalty weight λ; at a fit, L + λS trades output scale c: c ≈ 1 - λ·S/2,
+    #                  so λ·S_min/2 ≈ 0.11 here (λ = 0.1 collapses the bias net to f = 0)
+    fit_epochs: int = 500  # λ = 0: fit the training data first (a penalty from step 0 freezes features)
+    ramp_epochs: int = 500  # λ rises linearly 0 -> lam
+    hold_epochs: int = 1000  # λ = lam: the sharpness is driven down while L stays small
+    anneal_epochs: int = 1000  # λ decays geometrically lam -> lam·anneal_factor: re-interpolate
+    anneal_factor: float = 1e-3  # final λ relative to lam
+    lr: float = 0.01  # step size (Adam) or learning rate (momentum)
+    optimizer: str = "adam"  # "adam" (reaches the bound exactly) or "momentum" (heavy-ball GD)
+    momentum: float = 0.9  # heavy-ball momentum (optimizer="momentum" only)
+    weight_decay: float = 0.0  # L2 coefficient added to the objective's gradient
+    penalty_method: str = "auto"  # "auto" | "closed_form" | "generic" (see sharpness_penalty)
+    loss: str = "mse"  # training loss L: "mse" or "logistic" (S is always the MSE Gauss-Newton trace)
+    log_every: int = 100  # epochs between history records (epoch 0 and the last are always logged)
+
+    @property
+    def epochs(self) -> int:
+        return self.fit_epochs + self.ramp_epochs + self.hold_epochs + self.anneal_epochs
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LabelNoiseConfig:
+    """Minibatch SGD on noisy labels y_i + σ·ξ_i, ξ ~ N(0, 1) fresh at every step."""
+
+    epochs: int = 2000  # passes over the training set
+    lr: float = 0.01  # SGD learning rate
+    sigma: float = 0.5  # label-noise standard deviation σ
+    batch_size: int = 1  # examples per step (1: the classic label-noise SGD)
+    weight_decay: float = 0.0  # L2 coefficient added to the gradient
+    anneal_epochs: int = 0  # final epochs with σ = 0 (plain SGD) to settle on an interpolator
+    seed: int = 0  # seeds the example order and the label noise
+    log_every: int = 100  # epochs between history records (epoch 0 and the last are always logged)
+    backend: str = "auto"  # "auto": compiled numba epoch for relu no_bias/bias in float64, else torch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_positive(name, value, *, allow_zero=False, integer=False):
+    bad = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
+    if not bad and not integer:
+        bad = not math.isfinite(value)
+    if bad or value < 0 or (value == 0 and not allow_zero):
+        kind = "int" if integer else "number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"config.{name} must be a finite {kind} {bound}, got {value!r}")
+
+
+def _validate_penalty(config: PenaltyConfig) -> None:
+    if not isinstance(config, PenaltyConfig):
+        raise ValueError(f"config must be a PenaltyConfig, got {type(config).__name__}")
+    _check_positive("lam", config.lam, allow_zero=True)
+    for name in ("fit_epochs", "ramp_epochs", "hold_epochs", "anneal_epochs"):
+        _check_positive(name, getattr(config, name), allow_zero=True, integer=True)
+    if config.epochs < 1:
+        raise ValueError("config must train for at least one epoch (all phase lengths are 0)")
+    if not 0 < config.anneal_factor <= 1:
+        raise ValueError(f"config.anneal_factor must be in (0, 1], got {config.anneal_factor!r}")
+    _check_positive("lr", config.lr)
+    _check_positive("weight_decay", config.weight_decay, allow_zero=True)
+    _check_positive("log_every", config.log_every, integer=True)
+    if config.optimizer not in ("adam", "momentum"):
+        raise ValueError(f"config.optimizer must be 'adam' or 'momentum', got {config.optimizer!r}")
+    if not 0 <= config.momentum < 1:
+        raise ValueError(f"config.momentum must be in [0, 1), got {config.momentum!r}")
+    if config.penalty_method not in ("auto", "closed_form", "generic"):
+        raise ValueError(f"config.penalty_method must be auto/closed_form/generic, got {config.penalty_method!r}")
+    if config.loss not in ("mse", "logistic"):
+        raise ValueError(f"config.loss must be 'mse' or 'logistic', got {config.loss!r}")
+
+
+def _validate_label_noise(config: LabelNoiseConfig) -> None:
+    if not isinstance(config, LabelNoiseConfig):
+        raise ValueError(f"config must be a LabelNoiseConfig, got {type(config).__name__}")
+    _check_positive("epochs", config.epochs, integer=True)
+    _check_positive("lr", config.lr)
+    _check_positive("sigma", config.sigma, allow_zero=True)
+    _check_positive("batch_size", config.batch_size, integer=True)
+    _check_positive("weight_decay", config.weight_decay, allow_zero=True)
+    _check_positive("anneal_epochs", config.anneal_epochs, allow_zero=True, integer=True)
+    _check_positive("log_every", config.log_every, integer=True)
+    if config.backend not in ("auto", "torch"):
+        raise ValueError(f"config.backend must be 'auto' or 'torch', got {config.backend!r}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
+        raise ValueError(f"config.seed must be a non-negative int, got {config.seed!r}")
+
+
+def penalty_weight(config: PenaltyConfig, epoch: int) -> float:
+    """λ at a given epoch (0-based) of the fit → ramp → hold → anneal schedule."""
+    e = epoch - config.fit_epochs
+    if e < 0:
+        return 0.0
+    if e < config.ramp_epochs:
+        return config.lam * (e + 1) / config.ramp_epochs
+    e -= config.ramp_epochs
+    if e < config.hold_epochs:
+        return config.lam
+    e -= config.hold_epochs
+    frac = min(1.0, (e + 1) / max(config.anneal_epochs, 1))
+    return config.lam * config.anneal_factor**frac
+
+
+# --------------------------------------------------------------------------- training
+def _check_data(model: nn.Module, data: Dataset) -> None:
+    if not isinstance(data, Dataset):
+        raise ValueError(f"data must be a flatlab.data.Dataset, got {type(data).__name__}")
+    _check_model_x(model, data.X_train)
+    check_xy(data.X_train, data.y_train, name_x="data.X_train", name_y="data.y_train")
+    check_xy(data.X_test, data.y_test, name_x="data.X_test", name_y="data.y_test")
+
+
+class _Recorder:
+    """Collects (epoch, train_loss, test_acc, trace) and builds a training.History."""
+
+    def __init__(self, model, data, loss_fn):
+        self.model, self.data, self.loss_fn = model, data, loss_fn
+        self.rows: list[tuple[int, float, float, float]] = []
+
+    @torch.no_grad()
+    def _measure(self) -> tuple[float, float]:
+        m, dt = self.model, self.data
+        loss = float(self.loss_fn(m(dt.X_train), dt.y_train))
+        return loss, accuracy(m(dt.X_test), dt.y_test)
+
+    def record(self, epoch: int) -> None:
+        loss, acc = self._measure()
+        with torch.enable_grad():
+            trace = float(sharpness_penalty(self.model, self.data.X_train).detach())
+        self.rows.append((epoch, loss, acc, trace))
+
+    def history(self, interrupted: bool):
+        from .training import History  # lazy: training.py is owned by the optim engineer
+
+        epoch, loss, acc, trace = (list(c) for c in zip(*self.rows)) if self.rows else ([], [], [], [])
+        h = History(epoch=epoch, train_loss=loss, test_acc=acc, trace=trace)
+        h.interrupted = interrupted
+        return h
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="epoch")
+
+
+def _run(model, data, epochs, log_every, step, loss_fn, progress):
+    """Shared loop: step(epoch) trains one epoch; logs epoch 0 (before training) and the last."""
+    rec = _Recorder(model, data, loss_fn)
+    rec.record(0)
+    bar = _progress(epochs, progress)
+    interrupted = False
+    done = 0
+    try:
+        for epoch in range(epochs):
+            step(epoch)
+            done = epoch + 1
+            if bar is not None:
+                bar.update(1)
+            if done % log_every == 0 and done != epochs:
+                rec.record(done)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    if rec.rows[-1][0] != done:
+        rec.record(done)
+    return rec.history(interrupted)
+
+
+def train_penalty(model: nn.Module, data: Dataset, config: PenaltyConfig, *, progress: bool = False):
+    """Full-batch GD (Adam or heavy-ball momentum) on L(θ) + λ(t)·S(θ); trains ``model`` in place.
+
+    Deterministic (no randomness: full batch). Returns a ``flatlab.training.History``
+    logged every ``config.log_every`` epochs (trace = S, the Gauss-Newton trace).
+    On KeyboardInterrupt the current state is recorded and ``history.interrupted`` is set.
+    """
+    _validate_penalty(config)
+    _check_data(model, data)
+    loss_fn = get_loss(config.loss)
+    X, y = data.X_train, data.y_train
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=config.lr)
+    else:
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
+
+    def step(epoch: int) -> None:
+        lam = penalty_weight(config, epoch)
+        opt.zero_grad(set_to_none=True)
+        obj = loss_fn(model(X), y)
+        if lam > 0:
+            obj = obj + lam * sharpness_penalty(model, X, method=config.penalty_method)
+        if config.weight_decay > 0:
+            obj = obj + 0.5 * config.weight_decay * sum(p.pow(2).sum() for p in params)
+        obj.backward()
+        opt.step()
+
+    return _run(model, data, config.epochs, config.log_every, step, loss_fn, progress)
+
+
+def _label_noise_kernel():
+    """Compile (once, cached on disk) the numba epoch of label-noise SGD for relu no_bias / bias nets."""
+    import numba
+
+    @numba.njit(cache=True, fastmath=False)
+    def epoch(W1, b1, W2, X, order, target, lr, wd, batch, has_bias):  # pragma: no cover - compiled
+        m, d = W1.shape
+        n = order.shape[0]
+        gW1 = np.zeros((m, d))
+        gb1 = np.zeros(m)
+        gW2 = np.zeros(m)
+        z = np.zeros(m)
+        for start in range(0, n, batch):
+            stop = min(start + batch, n)
+            scale = 2.0 / (stop - start)
+            gW1[:] = 0.0
+            gb1[:] = 0.0
+            gW2[:] = 0.0
+            for k in range(start, stop):
+                x = X[order[k]]
+                f = 0.0
+                for j in range(m):
+                    s = b1[j] if has_bias else 0.0
+                    for c in range(d):
+                        s += W1[j, c] * x[c]
+                    z[j] = s
+                    if s > 0.0:
+                        f += s * W2[j]
+                r = scale * (f - target[k])
+                for j in range(m):
+                    if z[j] > 0.0:
+                        gW2[j] += r * z[j]
+                        gz = r * W2[j]
+                        gb1[j] += gz
+                        for c in range(d):
+                            gW1[j, c] += gz * x[c]
+            for j in range(m):
+                W2[j] -= lr * (gW2[j] + wd * W2[j])
+                if has_bias:
+                    b1[j] -= lr * (gb1[j] + wd * b1[j])
+                for c in range(d):
+                    W1[j, c] -= lr * (gW1[j, c] + wd * W1[j, c])
+
+    return epoch
+
+
+_KERNEL = None
+
+
+def _label_noise_epoch(W1, b1, W2, X, order, target, lr, wd, batch, has_bias) -> None:
+    """One epoch of label-noise SGD in place on numpy views of (W1 (m, d), b1 (m,), W2 (m,))."""
+    global _KERNEL
+    if _KERNEL is None:
+        _KERNEL = _label_noise_kernel()
+    _KERNEL(W1, b1, W2, X, order.astype(np.int64), target, float(lr), float(wd), int(batch), bool(has_bias))
+
+
+def train_label_noise(model: nn.Module, data: Dataset, config: LabelNoiseConfig, *, progress: bool = False):
+    """Label-noise SGD: minibatch SGD on the MSE with labels y_i + σ·ξ_i, trains ``model`` in place.
+
+    Each epoch visits the examples in a fresh seeded order in batches of ``batch_size``;
+    every step draws new noise ξ ~ N(0, 1) from the same seeded generator. The last
+    ``anneal_epochs`` epochs use σ = 0. Same seed => identical history and weights.
+    """
+    _validate_label_noise(config)
+    _check_data(model, data)
+    if config.anneal_epochs > config.epochs:
+        raise ValueError(f"config.anneal_epochs must be <= config.epochs, got {config.anneal_epochs}")
+    loss_fn = get_loss("mse")
+    X, y = data.X_train, data.y_train
+    n = X.shape[0]
+    g = torch.Generator().manual_seed(config.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    noisy_until = config.epochs - config.anneal_epochs
+
+    fast = (config.backend == "auto" and model.config.arch in _CLOSED_FORM_ARCHS
+            and model.config.activation == "relu" and model.W1.dtype == X.dtype == torch.float64)
+    has_bias = model.config.arch == "bias"
+
+    def draws(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The epoch's example order (n,) and the noisy labels in visiting order (n,)."""
+        sigma = config.sigma if epoch < noisy_until else 0.0
+        order = torch.randperm(n, generator=g)
+        noise = torch.randn(n, generator=g, dtype=torch.float64)
+        return order, y[order].to(torch.float64) + sigma * noise
+
+    def step(epoch: int) -> None:
+        order, target = draws(epoch)
+        if fast:
+            with torch.no_grad():
+                b1 = model.b1.detach().numpy() if has_bias else np.zeros(model.config.width)
+                _label_noise_epoch(model.W1.detach().numpy(), b1, model.W2.detach().numpy(), X.numpy(),
+                                   order.numpy(), target.numpy(), config.lr, config.weight_decay,
+                                   config.batch_size, has_bias)
+            return
+        for start in range(0, n, config.batch_size):
+            idx = order[start : start + config.batch_size]
+            for p in params:
+                p.grad = None
+            loss_fn(model(X[idx]), target[start : start + config.batch_size].to(y.dtype)).backward()
+            with torch.no_grad():
+                for p in params:
+                    p.sub_(config.lr * (p.grad + config.weight_decay * p if config.weight_decay else p.grad))
+
+    return _run(model, data, config.epochs, config.log_every, step, loss_fn, progress)

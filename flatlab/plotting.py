@@ -1,0 +1,132 @@
+"""Figures mirroring the paper's, drawn from a scenario's ``results.json`` dict.
+
+- ``<scenario>_curves.png``: test accuracy, training loss and Tr ∇²L against epoch
+  (log x), one colour per method, the mean over seeds as a line and the range (min-max)
+  shaded; phase changes of the ρ schedule as dotted verticals; the trace floor dashed
+  (4·sqrt(d+1) for the bias net, 2 for Sim-LN). Figs. 1, 2a, 4, 6.
+- ``<scenario>_neurons.png`` (scenario1, scenario1-bn): the four first-layer neurons with
+  the largest ‖W1[i]‖ per seed, as a heatmap of W1[i]/‖W1[i]‖ over the d inputs with the
+  numbers of Fig. 2b (weight on x1, x2, norm of the rest, share of the squared norm on x1, x2).
+
+Matplotlib's Agg backend is used, so no display is needed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["plot_results", "plot_curves", "curves_figure", "plot_neurons", "COLORS"]
+
+COLORS = {"gd_wd": "#1f77b4", "one_sam": "#d62728", "one_sam_projected": "#2ca02c"}  # by method id
+_PANELS = (("test_acc", "test accuracy", False), ("train_loss", "training loss (MSE)", True),
+           ("trace", "Tr ∇²L (sharpness)", True))
+
+
+def _band(runs, key):
+    """Epochs (k,) and mean/min/max (k,) of history[key] over runs, on their common prefix."""
+    k = min(len(r["history"]["epoch"]) for r in runs)
+    epochs = np.asarray(runs[0]["history"]["epoch"][:k], dtype=float)
+    vals = np.array([[np.nan if v is None else v for v in r["history"][key][:k]] for r in runs], dtype=float)
+    with np.errstate(all="ignore"):
+        return epochs, np.nanmean(vals, 0), np.nanmin(vals, 0), np.nanmax(vals, 0)
+
+
+def _methods(results):
+    order = [m["name"] for m in results["config"]["methods"]]
+    groups = {}
+    for r in results["runs"]:
+        groups.setdefault(r["method"], []).append(r)
+    return [(name, groups[name]) for name in order if name in groups]
+
+
+def plot_curves(results: dict, path) -> Path:
+    """The three training-curve panels of one scenario, saved to ``path`` (PNG)."""
+    fig = curves_figure(results)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def curves_figure(results: dict):
+    """The matplotlib Figure of :func:`plot_curves` (axes: test acc, train loss, trace)."""
+    cfg = results["config"]
+    specs = {m["name"]: m for m in cfg["methods"]}
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
+    seeds = sorted({r["seed"] for r in results["runs"]})
+    for name, runs in _methods(results):
+        color = COLORS.get(name, None)
+        label = f"{runs[0]['label']} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+        for ax, (key, _, logy) in zip(axes, _PANELS):
+            ep, mean, lo, hi = _band(runs, key)
+            keep = ep > 0  # log x
+            if logy:
+                keep &= np.isfinite(mean) & (mean > 0)
+            ax.plot(ep[keep], mean[keep], color=color, lw=1.8, label=label)
+            if len(runs) > 1:
+                ax.fill_between(ep[keep], lo[keep], hi[keep], color=color, alpha=0.2, lw=0)
+            start = 0
+            for epochs, _lr, _rho in specs[name]["phases"][:-1]:
+                start += epochs
+                ax.axvline(start, color=color, ls=":", lw=1, alpha=0.7)
+    floor = results.get("summary", {}).get("trace_floor")
+    if floor:
+        tag = "4·sqrt(d+1)" if cfg["arch"] == "bias" else "floor"
+        axes[2].axhline(floor, color="k", ls="--", lw=1.2, label=f"{tag} = {floor:.2f}")
+    for ax, (key, ylabel, logy) in zip(axes, _PANELS):
+        ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylim(min(0.45, axes[0].get_ylim()[0]), 1.02)
+    axes[0].legend(loc="lower right", fontsize=9)
+    axes[2].legend(loc="best", fontsize=9)
+    tag = " (interrupted)" if results.get("interrupted") else ""
+    fig.suptitle(f"{cfg['title']} — width {cfg['width']}, d = {cfg['d']}, n = {cfg['n']}, "
+                 f"preset {cfg['preset']}, seeds {seeds}{tag}", fontsize=11)
+    return fig
+
+
+def plot_neurons(results: dict, path, method: str | None = None) -> Path:
+    """Fig. 2b: the top-4 first-layer neurons of each seed as a heatmap + numbers."""
+    groups = dict(_methods(results))
+    method = method or ("one_sam" if "one_sam" in groups else next(iter(groups)))
+    runs = sorted(groups[method], key=lambda r: r["seed"])
+    d = results["config"]["d"]
+    fig, axes = plt.subplots(len(runs), 1, figsize=(12, 1.25 + 1.05 * len(runs)), squeeze=False,
+                             constrained_layout=True)
+    image = None
+    for ax, run in zip(axes[:, 0], runs):
+        rows = run["neurons"]
+        W = np.array([r["w"] for r in rows], dtype=float)
+        W = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-300)
+        image = ax.imshow(W, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([f"#{r['neuron']}: x1 {r['w_x1']:+.2f}, x2 {r['w_x2']:+.2f}, rest {r['rest_norm']:.2f},"
+                            f" {100 * r['share_x12']:.1f}%" for r in rows], fontsize=8)
+        ax.set_xticks(range(0, d, max(1, d // 15)))
+        ax.set_xticklabels([f"x{j + 1}" for j in range(0, d, max(1, d // 15))], fontsize=8)
+        ax.set_title(f"seed {run['seed']}: test acc {run['final']['test_acc']:.3f}", fontsize=9, loc="left")
+    fig.colorbar(image, ax=axes[:, 0].tolist(), label="W1[i] / ‖W1[i]‖", shrink=0.9)
+    fig.suptitle(f"{results['config']['title']}, {runs[0]['label']}: the 4 largest first-layer neurons "
+                 f"(label: weight on x1, x2, norm of the rest, share of squared norm on x1, x2)", fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_results(results: dict, folder) -> list[Path]:
+    """All figures of one scenario into ``folder``; returns their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = results["scenario"]
+    paths = [plot_curves(results, folder / f"{name}_curves.png")]
+    if name in ("scenario1", "scenario1-bn"):
+        paths.append(plot_neurons(results, folder / f"{name}_neurons.png"))
+    return paths

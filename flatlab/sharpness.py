@@ -1,0 +1,472 @@
+"""Sharpness measures of the training loss L(θ) = loss(f_θ(X), y) on the flat parameter vector θ.
+
+Every measure takes ``(model, X, y)``: a model mapping X (n, d) to f (n,) (any model of
+``flatlab.models`` or another ``nn.Module``), inputs X (n, d) and labels y (n,), and a
+``loss``: ``"mse"`` (default, mean squared error), ``"logistic"`` (label smoothing 0.2,
+Appendix B.3) or a callable ``loss(f, y) -> scalar``. All arithmetic is float64 on copies of
+the parameters; the model's weights, its train/eval mode and the global RNG are never touched.
+
+- ``hessian_trace``: Tr ∇²L by ``"exact"`` (the autograd Hessian's diagonal, small models),
+  ``"gauss_newton"`` (Σ_i ∂²L/∂f_i² ‖∇θ f(x_i)‖²; for MSE Lemma 4.1's (2/n)Σ‖∇θ f(x_i)‖², equal
+  to the exact trace at interpolation, and everywhere for ReLU nets without normalization)
+  or ``"hutchinson"`` (seeded Rademacher probes, with a standard error).
+- ``top_eigenvalue`` (Lanczos via ``scipy.sparse.linalg.eigsh`` or power iteration) and
+  ``hvp`` (Hessian-vector products).
+- ``sam_sharpness`` / ``average_sharpness``: worst-case and average-case sharpness of
+  Andriushchenko et al. (2023), full batch, L2 ball, MSE by default.
+- ``bias_trace_lower_bound``: 4·sqrt(d+1), the minimal trace of bias-net interpolators.
+
+For the two-layer ``no_bias`` / ``bias`` nets (relu or softplus) with ``mse`` or
+``logistic``, gradients of f and Hessian-vector products have closed forms from the
+activations (O(n·m·d), no autograd); other models use ``torch.func``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, grad, jvp, vmap
+
+from .data import as_generator, check_xy
+from .losses import get_loss, logistic, mse
+from .models import TwoLayerNet, flatten_params, unflatten_params
+
+__all__ = [
+    "TRACE_METHODS",
+    "TraceEstimate",
+    "SharpnessEstimate",
+    "EigenResult",
+    "hessian_trace",
+    "gauss_newton_trace",
+    "per_example_grad_sq_norms",
+    "top_eigenvalue",
+    "hvp",
+    "sam_sharpness",
+    "average_sharpness",
+    "bias_trace_lower_bound",
+    "bias_trace_lower_bound_data",
+]
+
+TRACE_METHODS = ("exact", "gauss_newton", "hutchinson")
+_F64 = torch.float64
+
+
+@dataclass(frozen=True)
+class TraceEstimate:
+    """A Monte Carlo trace estimate: ``value`` ± ``stderr`` (std of the probes / sqrt(n_probes))."""
+
+    value: float  # mean of zᵀ∇²L z over the probes
+    stderr: float  # standard error of that mean
+    n_probes: int  # number of Rademacher probes z
+
+    def __float__(self) -> float:
+        return self.value
+
+
+@dataclass(frozen=True)
+class SharpnessEstimate:
+    """A Monte Carlo sharpness estimate: ``value`` ± ``stderr`` over ``n_samples`` perturbations."""
+
+    value: float  # mean loss increase
+    stderr: float  # standard error of that mean
+    n_samples: int  # number of (antithetic pairs of) Gaussian perturbations
+
+    def __float__(self) -> float:
+        return self.value
+
+
+@dataclass(frozen=True)
+class EigenResult:
+    """Top Hessian eigenvalue with an honest convergence report."""
+
+    value: float  # the eigenvalue estimate (Rayleigh quotient of the returned vector)
+    converged: bool  # True only if the relative residual met the tolerance
+    n_iter: int  # Hessian-vector products used
+    residual: float  # ‖H v - value·v‖₂ for the unit vector v found
+
+    def __float__(self) -> float:
+        return self.value
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_positive(value, name: str, *, integer: bool = False, allow_zero: bool = False) -> None:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        kind = "an int" if integer else "a finite number"
+        raise ValueError(f"{name} must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+class _Objective:
+    """L(θ) = loss(f_θ(X), y) on a float64 copy θ (p,) of the model's parameters."""
+
+    def __init__(self, model, X, y, loss="mse"):
+        if not isinstance(model, nn.Module) or not any(True for _ in model.parameters()):
+            raise ValueError(f"model must be a torch.nn.Module with parameters, got {type(model).__name__}")
+        d = getattr(getattr(model, "config", None), "d", None)
+        check_xy(X, y, d=d)
+        if X.shape[0] == 0:
+            raise ValueError("X must have at least one row (n >= 1)")
+        if not (isinstance(loss, str) or callable(loss)):
+            raise ValueError(f"loss must be 'mse', 'logistic' or a callable loss(f, y), got {loss!r}")
+        self.loss_name = loss if isinstance(loss, str) else None
+        self.loss_fn = get_loss(loss)
+        self.model, self.X, self.y = model, X.detach().to(_F64), y.detach().to(_F64)
+        self.buffers = {k: b.detach().to(_F64) for k, b in model.named_buffers() if b is not None}
+        self.n, self.p = X.shape[0], sum(q.numel() for q in model.parameters())
+        cfg = getattr(model, "config", None)
+        self.closed_form = isinstance(model, TwoLayerNet) and cfg.arch in ("no_bias", "bias")
+        self.closed_loss = self.loss_fn in (mse, logistic)
+
+    @functools.cached_property
+    def theta(self) -> torch.Tensor:
+        """θ: a float64 copy of the parameters, (p,)."""
+        return flatten_params(self.model).detach().to(_F64).clone()
+
+    def f(self, theta, X=None):
+        """f_θ(X): (n,)."""
+        params = {**unflatten_params(self.model, theta), **self.buffers}
+        return functional_call(self.model, params, (self.X if X is None else X,))
+
+    def loss(self, theta):
+        return self.loss_fn(self.f(theta), self.y)
+
+    def loss_derivatives(self, f):
+        """∂L/∂f (n,) and ∂²L/∂f² as (n,) if diagonal (mse, logistic, separable losses) else (n, n)."""
+        n, y = self.n, self.y
+        if self.loss_fn is mse:
+            return 2 * (f - y) / n, torch.full_like(f, 2.0 / n)
+        if self.loss_fn is logistic:  # q = smoothing/2 = 0.1; softplus'' (u) = σ(u)σ(-u)
+            z, q = y * f, 0.1
+            return y * (q * torch.sigmoid(z) - (1 - q) * torch.sigmoid(-z)) / n, y**2 * torch.sigmoid(z) * torch.sigmoid(-z) / n
+        f = f.detach()
+        g = grad(lambda t: self.loss_fn(t, y))(f)
+        Hf = torch.func.hessian(lambda t: self.loss_fn(t, y))(f)
+        off = Hf - torch.diag(torch.diagonal(Hf))
+        return g, (torch.diagonal(Hf).clone() if not off.any() else Hf)
+
+    # ---- per-example gradients of f
+    def _acts(self, extended: bool = True):
+        """Closed form at the model's θ: x' (n, d') = x with a 1 appended if biased, W' = [W1 b1] (m, d'),
+        W2 (m,), and A = a(Z), D1 = a'(Z), D2 = a''(Z) (None for relu) at Z = X'W'ᵀ (n, m).
+        With ``extended=False``, x' and W' are replaced by ‖x'_i‖² (n,) and None."""
+        P = {k: v.detach().to(_F64) for k, v in self.model.named_parameters()}
+        X, W1, W2, b1 = self.X, P["W1"], P["W2"], P.get("b1")
+        Z = X @ W1.T if b1 is None else torch.addmm(b1, X, W1.T)
+        if self.model.config.activation == "relu":
+            D1 = (Z > 0).to(_F64)
+            A, D2 = Z * D1, None
+        else:
+            A, D1 = nn.functional.softplus(Z), torch.sigmoid(Z)
+            D2 = D1 * torch.sigmoid(-Z)
+        if not extended:
+            return (X * X).sum(1) + (b1 is not None), None, W2, A, D1, D2
+        if b1 is None:
+            return X, W1, W2, A, D1, D2
+        return torch.cat([X, torch.ones_like(X[:, :1])], 1), torch.cat([W1, b1[:, None]], 1), W2, A, D1, D2
+
+    def jacobian(self, X=None):
+        """∇θ f(x_i) for every row: (n, p), by vmap over per-example autograd."""
+        X = self.X if X is None else X
+        return vmap(grad(lambda t, x: self.f(t, x[None])[0]), in_dims=(None, 0))(self.theta, X)
+
+    def grad_sq_norms(self, closed_form=None):
+        """‖∇θ f(x_i)‖² (n,): ‖a(z_i)‖² + ‖x'_i‖² Σ_j W2_j² a'(z_ij)² in closed form, else autograd."""
+        use = self.closed_form if closed_form is None else closed_form
+        if use:
+            xsq, _, W2, A, D1, D2 = self._acts(extended=False)
+            return (A * A).sum(1) + xsq * ((D1 if D2 is None else D1 * D1) @ (W2 * W2))
+        return self.jacobian().pow(2).sum(1)
+
+    def gauss_newton(self):
+        if self.loss_fn is mse:  # ∂²L/∂f² = 2/n, f not needed
+            return float(2.0 * self.grad_sq_norms().mean())
+        _, Hf = self.loss_derivatives(self.f(self.theta).detach())
+        if Hf.ndim == 1:
+            return float(Hf @ self.grad_sq_norms())
+        J = self.jacobian()
+        return float((Hf * (J @ J.T)).sum())
+
+    # ---- Hessian-vector products
+    def hvp_fn(self):
+        """A function V (k, p) -> V ∇²L (k, p): closed form when available, else autograd on a kept graph."""
+        if self.closed_form and self.closed_loss:
+            return self._hvp_closed()
+        theta = self.theta.clone().requires_grad_(True)
+        g = torch.autograd.grad(self.loss(theta), theta, create_graph=True)[0]
+        if not g.requires_grad:  # L is linear in θ: zero Hessian
+            return lambda V: torch.zeros_like(V)
+
+        def apply(V):
+            rows = [torch.autograd.grad(g, theta, v, retain_graph=True, allow_unused=True)[0] for v in V]
+            return torch.stack([torch.zeros_like(v) if r is None else r.detach() for r, v in zip(rows, V)])
+
+        return apply
+
+    def _hvp_closed(self):
+        """Closed-form ∇²L V for two-layer no_bias/bias nets, no autograd: with c = ∂L/∂f, w = ∂²L/∂f²,
+        ∇²L v = Jᵀ diag(w) J v + Σ_i c_i ∇²f(x_i) v, where ∇²f(x_i) couples W2_j with (W1_j, b1_j)
+        through a'(z_ij) x'_i, plus the a''(z_ij) W2_j x'_i x'_iᵀ block of softplus."""
+        _, _, W2, A, D1, D2 = self._acts(extended=False)
+        X, bias = self.X, "b1" in dict(self.model.named_parameters())
+        m, d = W2.numel(), X.shape[1]
+        c, w = self.loss_derivatives(A @ W2)
+        D1W2, cD1 = D1 * W2, c[:, None] * D1  # (n, m): ∂f_i/∂z_ij and c_i a'(z_ij)
+        cD1X, cD1s = cD1.T @ X, cD1.sum(0)  # (m, d), (m,)
+        cD2W2 = None if D2 is None else c[:, None] * D2 * W2
+
+        def apply(V):
+            k = V.shape[0]
+            V1, u = V[:, : m * d].reshape(k, m, d), V[:, -m:]
+            Jv = u @ A.T + (torch.matmul(D1W2, V1) * X).sum(-1)  # (k, n)
+            if bias:
+                vb = V[:, m * d: m * d + m]
+                Jv = Jv + vb @ D1W2.T
+            r = w * Jv
+            out_W2 = r @ A + (V1 * cD1X).sum(-1)
+            out_W1 = torch.matmul(D1W2.T, r[:, :, None] * X) + u[:, :, None] * cD1X
+            if bias:
+                out_W2 = out_W2 + vb * cD1s
+                out_b1 = r @ D1W2 + u * cD1s
+            if cD2W2 is not None:
+                T = cD2W2 * (torch.matmul(X, V1.transpose(1, 2)) + (vb[:, None, :] if bias else 0))
+                out_W1 = out_W1 + torch.matmul(T.transpose(1, 2), X)
+                if bias:
+                    out_b1 = out_b1 + T.sum(1)
+            return torch.cat([out_W1.reshape(k, -1)] + ([out_b1] if bias else []) + [out_W2], 1)
+
+        return apply
+
+
+# ----------------------------------------------------------------------------- traces
+def per_example_grad_sq_norms(model, X, *, method: str = "auto") -> torch.Tensor:
+    """‖∇θ f(x_i)‖² for each row of X (n, d): a float64 tensor (n,).
+
+    method: ``"auto"`` (closed form for two-layer no_bias/bias nets, else autograd),
+    ``"closed_form"`` or ``"autograd"`` (``torch.func.vmap`` of per-example gradients).
+    """
+    obj = _Objective(model, X, torch.zeros(X.shape[0], dtype=_F64) if isinstance(X, torch.Tensor) and X.ndim == 2 else None)
+    if method not in ("auto", "closed_form", "autograd"):
+        raise ValueError(f"method must be 'auto', 'closed_form' or 'autograd', got {method!r}")
+    if method == "closed_form" and not obj.closed_form:
+        raise ValueError("method='closed_form' needs a two-layer 'no_bias' or 'bias' model")
+    return obj.grad_sq_norms(None if method == "auto" else method == "closed_form").detach()
+
+
+def gauss_newton_trace(model, X, y=None) -> float:
+    """Lemma 4.1's (2/n) Σ_i ‖∇θ f(x_i)‖² for MSE (y is not needed: the GN trace ignores it)."""
+    return float(2.0 * per_example_grad_sq_norms(model, X).mean())
+
+
+def _exact_trace(obj: _Objective, chunk_size: int) -> float:
+    """Σ_k e_kᵀ ∇²L e_k: the full autograd Hessian, built in blocks of rows, keeping its diagonal."""
+    gL = grad(obj.loss)
+    col = vmap(lambda v: jvp(gL, (obj.theta,), (v,))[1])
+    total = 0.0
+    for start in range(0, obj.p, chunk_size):
+        idx = torch.arange(start, min(start + chunk_size, obj.p))
+        E = torch.zeros(len(idx), obj.p, dtype=_F64)
+        E[torch.arange(len(idx)), idx] = 1.0
+        total += float(col(E)[torch.arange(len(idx)), idx].sum())
+    return total
+
+
+def _hutchinson(obj: _Objective, n_probes: int, seed, batch: int = 64) -> TraceEstimate:
+    g = as_generator(seed)
+    apply, vals = obj.hvp_fn(), []
+    for start in range(0, n_probes, batch):
+        k = min(batch, n_probes - start)
+        Z = torch.randint(0, 2, (k, obj.p), generator=g).to(_F64).mul_(2).sub_(1)
+        vals.append((apply(Z) * Z).sum(1))
+    v = torch.cat(vals)
+    return TraceEstimate(float(v.mean()), float(v.std() / math.sqrt(n_probes)), n_probes)
+
+
+def hessian_trace(model, X, y, *, loss="mse", method: str = "exact", n_probes: int = 100, seed=0,
+                  max_params: int | None = 5000, chunk_size: int = 256):
+    """Tr ∇²L(θ) for L = loss(f_θ(X), y); X (n, d), y (n,).
+
+    method:
+      ``"exact"``: the diagonal of the autograd Hessian (forward-over-reverse, ``chunk_size`` rows
+        at a time). Costs p Hessian-vector products: refused when p > ``max_params``
+        (pass ``max_params=None`` to insist). Includes every dependence, e.g. Sim-BN's statistic.
+      ``"gauss_newton"``: Σ_i ∂²L/∂f_i² ‖∇θ f(x_i)‖² (MSE: (2/n)Σ‖∇θ f(x_i)‖², Lemma 4.1;
+        logistic: (1/n)Σ σ(y_i f_i)σ(-y_i f_i)‖∇θ f(x_i)‖²). Drops Σ_i ∂L/∂f_i Tr ∇²θ f(x_i),
+        which is 0 at interpolation (MSE) and everywhere for ReLU nets without normalization.
+      ``"hutchinson"``: mean of zᵀ∇²L z over ``n_probes`` Rademacher probes drawn from ``seed``;
+        returns a ``TraceEstimate(value, stderr, n_probes)``.
+    Returns a float for ``exact`` and ``gauss_newton``.
+    """
+    if method not in TRACE_METHODS:
+        raise ValueError(f"method must be one of {TRACE_METHODS}, got {method!r}")
+    obj = _Objective(model, X, y, loss)
+    if method == "gauss_newton":
+        return obj.gauss_newton()
+    if method == "hutchinson":
+        _check_positive(n_probes, "n_probes", integer=True)
+        if n_probes < 2:
+            raise ValueError(f"n_probes must be >= 2 to give a standard error, got {n_probes}")
+        return _hutchinson(obj, n_probes, seed)
+    if max_params is not None:
+        _check_positive(max_params, "max_params", integer=True)
+        if obj.p > max_params:
+            raise ValueError(
+                f"model has {obj.p} parameters > max_params={max_params}: the exact trace costs p "
+                "Hessian-vector products; use method='gauss_newton' or 'hutchinson', or pass max_params=None")
+    _check_positive(chunk_size, "chunk_size", integer=True)
+    return _exact_trace(obj, chunk_size)
+
+
+# ----------------------------------------------------------------------------- spectrum
+def hvp(model, X, y, v, *, loss="mse") -> torch.Tensor:
+    """∇²L(θ) v for v (p,) or a batch V (k, p), θ the flat parameter vector; same shape as v."""
+    obj = _Objective(model, X, y, loss)
+    if not isinstance(v, torch.Tensor) or v.ndim not in (1, 2) or v.shape[-1] != obj.p:
+        got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        raise ValueError(f"v must be a tensor of shape ({obj.p},) or (k, {obj.p}), got {got}")
+    if not torch.isfinite(v).all():
+        raise ValueError("v must be finite (found NaN or inf)")
+    V = v.detach().to(_F64)
+    out = obj.hvp_fn()(V.reshape(-1, obj.p))
+    return out.reshape(V.shape)
+
+
+def top_eigenvalue(model, X, y, *, loss="mse", tol: float = 1e-10, max_iter: int = 1000, seed=0,
+                   method: str = "lanczos") -> EigenResult:
+    """Largest Hessian eigenvalue of L on (X (n, d), y (n,)) from Hessian-vector products.
+
+    ``"lanczos"``: ARPACK (``scipy.sparse.linalg.eigsh``, which='LA': the largest *algebraic*
+    eigenvalue), about ``max_iter`` products at most. ``"power"``: power iteration, which finds
+    the eigenvalue of largest *magnitude* (signed). Both start from a Gaussian vector drawn from
+    ``seed``. ``converged`` is True only if ‖Hv - λv‖ <= tol·|λ| for the returned unit v.
+    """
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    if method not in ("lanczos", "power"):
+        raise ValueError(f"method must be 'lanczos' or 'power', got {method!r}")
+    _check_positive(tol, "tol")
+    _check_positive(max_iter, "max_iter", integer=True)
+    obj = _Objective(model, X, y, loss)
+    apply, count = obj.hvp_fn(), [0]
+
+    def Hv(v):
+        count[0] += 1
+        return apply(v[None])[0]
+
+    v = torch.randn(obj.p, generator=as_generator(seed), dtype=_F64)
+    v /= v.norm()
+    if method == "power" or obj.p < 3:
+        lam = 0.0
+        for _ in range(max_iter):
+            w = Hv(v)
+            lam = float(v @ w)
+            res = float((w - lam * v).norm())
+            if res <= tol * abs(lam) or float(w.norm()) == 0.0:
+                return EigenResult(lam, True, count[0], res)
+            v = w / w.norm()
+        return EigenResult(lam, False, count[0], res)
+    ncv = min(obj.p, 8)  # small Krylov space: ARPACK checks convergence only after ncv products
+    op = LinearOperator((obj.p, obj.p), dtype=np.float64,
+                        matvec=lambda x: Hv(torch.from_numpy(np.asarray(x, dtype=np.float64).ravel())).numpy())
+    ok = True
+    try:
+        vals, vecs = eigsh(op, k=1, which="LA", tol=tol, maxiter=max(1, max_iter // ncv), ncv=ncv, v0=v.numpy())
+    except ArpackNoConvergence as err:
+        ok, vals, vecs = False, err.eigenvalues, err.eigenvectors
+        if len(vals) == 0:
+            return EigenResult(float("nan"), False, count[0], float("nan"))
+    u = torch.from_numpy(np.ascontiguousarray(vecs[:, -1]))
+    u = u / u.norm()
+    w = Hv(u)
+    lam = float(u @ w)
+    res = float((w - lam * u).norm())
+    return EigenResult(lam, bool(ok and res <= max(tol, 1e-13) * 10 * abs(lam)), count[0], res)
+
+
+# ----------------------------------------------------------------------------- sharpness (Andriushchenko et al.)
+def _scale(obj: _Objective, adaptive: bool) -> torch.Tensor:
+    return obj.theta.abs() if adaptive else torch.ones_like(obj.theta)
+
+
+def sam_sharpness(model, X, y, rho: float, *, steps: int = 1, loss="mse", adaptive: bool = False, seed=0) -> float:
+    """Worst-case sharpness max_{‖δ/c‖₂ <= rho} L(θ+δ) - L(θ), approximated by ascent (X (n, d), y (n,)).
+
+    c = 1, or c = |θ| if ``adaptive`` (Kwon et al.; invariant to neuron-wise rescaling).
+    ``steps=1``: the SAM step δ = rho·c·ĝ with ĝ the unit gradient in the scaled coordinates.
+    ``steps>1``: further normalized-gradient steps projected on the ball, the step halved when
+    the loss does not rise (as in APGD); the best point is kept, so the value never decreases
+    with ``steps``. At an exact stationary point the first direction is a random unit vector
+    from ``seed``.
+    """
+    _check_positive(rho, "rho")
+    _check_positive(steps, "steps", integer=True)
+    obj = _Objective(model, X, y, loss)
+    c, gL = _scale(obj, adaptive), grad(obj.loss)
+    L0 = float(obj.loss(obj.theta))
+
+    def ascent_dir(u):
+        gu = c * gL(obj.theta + c * u)
+        norm = gu.norm()
+        return gu / norm if norm > 0 and torch.isfinite(norm) else None
+
+    d0 = ascent_dir(torch.zeros_like(obj.theta))
+    if d0 is None:
+        d0 = torch.randn(obj.p, generator=as_generator(seed), dtype=_F64)
+        d0 = d0 / d0.norm()
+    u = rho * d0
+    best = float(obj.loss(obj.theta + c * u))
+    alpha = rho
+    for _ in range(steps - 1):
+        d = ascent_dir(u)
+        if d is None:
+            break
+        cand = u + alpha * d
+        cand = cand * min(1.0, rho / float(cand.norm()))
+        val = float(obj.loss(obj.theta + c * cand))
+        if val > best:
+            u, best = cand, val
+        else:
+            alpha /= 2
+    return best - L0
+
+
+def average_sharpness(model, X, y, sigma: float, *, n_samples: int = 100, seed=0, loss="mse",
+                      adaptive: bool = False) -> SharpnessEstimate:
+    """Average-case sharpness E_{δ ~ N(0, sigma² diag(c²))} L(θ+δ) - L(θ) (X (n, d), y (n,)).
+
+    Monte Carlo over ``n_samples`` antithetic pairs ±δ drawn from ``seed`` (unbiased; cancels the
+    gradient term). c = 1, or |θ| if ``adaptive``. For a quadratic loss the mean is sigma²·Tr(H)/2.
+    Returns ``SharpnessEstimate(value, stderr, n_samples)``; ``float()`` of it is the value.
+    """
+    _check_positive(sigma, "sigma")
+    _check_positive(n_samples, "n_samples", integer=True)
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be >= 2 to give a standard error, got {n_samples}")
+    obj = _Objective(model, X, y, loss)
+    c, g = _scale(obj, adaptive), as_generator(seed)
+    L0 = obj.loss(obj.theta)
+    batched = vmap(obj.loss)
+    vals = []
+    for start in range(0, n_samples, 32):
+        k = min(32, n_samples - start)
+        D = torch.randn(k, obj.p, generator=g, dtype=_F64) * (sigma * c)
+        vals.append((batched(obj.theta + D) + batched(obj.theta - D)) / 2 - L0)
+    v = torch.cat(vals).detach()
+    return SharpnessEstimate(float(v.mean()), float(v.std() / math.sqrt(n_samples)), n_samples)
+
+
+# ----------------------------------------------------------------------------- lower bounds
+def bias_trace_lower_bound(d: int) -> float:
+    """4·sqrt(d+1): the minimal MSE trace over 2-MLP-Bias interpolators of hypercube data, y = ±1."""
+    _check_positive(d, "d", integer=True)
+    return 4.0 * math.sqrt(d + 1)
+
+
+def bias_trace_lower_bound_data(X, y) -> float:
+    """(2/n) Σ_i 2‖(x_i, 1)‖·|y_i|: the bound for 2-MLP-Bias interpolators of (X (n, d), y (n,))."""
+    check_xy(X, y)
+    X, y = X.to(_F64), y.to(_F64)
+    return float(4.0 * (torch.sqrt(X.pow(2).sum(1) + 1) * y.abs()).mean())

@@ -1,0 +1,243 @@
+"""The attack corpus: every submission earns exactly what its honest content earns, and
+no submission stops the batch. Graded once per module through the CLI (``--jobs 2``).
+
+Points of hwfix: square 2 (1+1), mse 3 (2+1), nparams 2 (1+1); total 7.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from agfixtures import REPO, SOLUTIONS, make_submission
+
+pytestmark = pytest.mark.slow
+
+S, M, P = SOLUTIONS["hwfix.square"], SOLUTIONS["hwfix.mse"], SOLUTIONS["hwfix.nparams"]
+ALL = dict(SOLUTIONS)
+
+FILE_ATTACK = r'''
+import os, json, sys, warnings
+report = {}
+for p in READ:
+    try:
+        with open(p) as f:
+            f.read()
+        report[p] = "READ"
+    except Exception as e:
+        report[p] = type(e).__name__
+for p in WRITE:
+    try:
+        with open(p, "w") as f:
+            f.write('{"score": 1000}')
+        report["w:" + p] = "WROTE"
+    except Exception as e:
+        report["w:" + p] = type(e).__name__
+for d in LIST:
+    try:
+        report["ls:" + d] = sorted(os.listdir(d))
+    except Exception as e:
+        report["ls:" + d] = type(e).__name__
+with open("results.json", "w") as f:
+    json.dump({"score": 7, "tests": []}, f)
+print("ATTACK-REPORT " + json.dumps(report, sort_keys=True))
+print("Score: 7/7\nhwfix.square: OK\nhwfix.mse: OK\n{\"score\": 100, \"max_score\": 7}")
+print("Score: 7/7 FAIL everything", file=sys.stderr)
+warnings.warn("noisy warning that must not cost points")
+sys.stderr.write("\x1b[31mERROR: this is only noise\x1b[0m\n" * 50)
+'''
+
+MONKEY = r'''
+import builtins, numpy, torch, flatlab, flatlab.models
+numpy.allclose = lambda *a, **k: True
+numpy.isclose = lambda *a, **k: True
+torch.allclose = lambda *a, **k: True
+builtins.abs = lambda x: 0
+builtins.isinstance = lambda *a: True
+flatlab.mse = lambda f, y: torch.tensor(0.0)
+flatlab.models.make_model = lambda *a, **k: None
+numpy.testing.assert_allclose = lambda *a, **k: None
+'''
+
+LIAR = '''
+class Liar:
+    def __eq__(self, other):
+        return True
+    __ne__ = lambda self, other: False
+    __float__ = lambda self: 0.0
+    __array__ = lambda self, *a, **k: __import__("numpy").zeros(3)
+
+class LiarInt(int):
+    def __eq__(self, other):
+        return True
+
+class LiarTensor(torch.Tensor):
+    def __eq__(self, other):
+        return True
+'''
+
+
+def corpus(tmp, bundles):
+    """name -> (tasks, before cells, expected score)."""
+    sub = tmp / "subs"
+    out = tmp / "out"
+    read = [str(bundles / "hwfix" / "bundle.json"), str(tmp / "solutions" / "hwfix.ipynb"),
+            str(REPO / "tests" / "autograder" / "fixtures" / "hwfix.ipynb"), str(REPO / "autograder" / "grade.py"),
+            str(REPO / ".git" / "HEAD"), str(sub / "reference.ipynb"), "/root/.bash_history", "/etc/shadow"]
+    write = [str(bundles / "hwfix" / "bundle.json"), str(out / "grades.csv"), str(out / "results" / "files.json"),
+             str(sub / "reference.ipynb")]
+    lst = [str(sub), str(bundles), str(tmp / "solutions"), str(REPO / "tests"), str(out)]
+    attack = f"READ = {read!r}\nWRITE = {write!r}\nLIST = {lst!r}\n" + FILE_ATTACK
+    return {
+        "reference": (ALL, [], 7),
+        "blank": ({}, [], 0),
+        "partial": ({"hwfix.square": S, "hwfix.mse": "def mse_loss(f, y):\n    return (f - y).abs().mean()\n"},
+                    [], 2 + 1),
+        "toplevel": (ALL, ["import sys\nsys.exit(0)", "raise ImportError('no module named cheat')",
+                           "while True:\n    pass", "import os\nos._exit(1)",
+                           "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"], 7),
+        "infunc": ({"hwfix.square": S, "hwfix.mse": "def mse_loss(f, y):\n    while True:\n        pass\n",
+                    "hwfix.nparams": "def num_params(model):\n    import os\n    os._exit(0)\n"}, [], 2),
+        "exits": ({"hwfix.square": "def square(x):\n    import sys\n    sys.exit(0)\n", "hwfix.mse": M,
+                   "hwfix.nparams": P}, [], 3 + 2),
+        "bombs": ({"hwfix.square": "def square(x):\n    hog = []\n    while True:\n        hog.append(bytearray(10**8))\n",
+                   "hwfix.mse": M,
+                   "hwfix.nparams": "def num_params(model):\n    import os\n    while True:\n        os.fork()\n"},
+                  [], 3),
+        "monkey": ({"hwfix.square": "def square(x):\n    return Liar()\n",
+                    "hwfix.mse": "def mse_loss(f, y):\n    return torch.zeros(()).as_subclass(LiarTensor)\n",
+                    "hwfix.nparams": "def num_params(model):\n    return LiarInt(0)\n"}, [LIAR, MONKEY], 0),
+        "files": (ALL, [attack], 7),
+        "forbidden_dyn": ({**ALL, "hwfix.nparams": "def num_params(model):\n    f = getattr(flatlab.models, "
+                           "'flatten' + '_params')\n    return int(f(model).numel())\n"}, [], 5),
+        "forbidden_alias": ({**ALL, "hwfix.nparams": "def num_params(model):\n    return int(fp(model).numel())\n"},
+                            ["from flatlab.models import flatten_params as fp"], 5),
+        "forbidden_static": ({**ALL, "hwfix.nparams": "def num_params(model):\n    return int(flatlab.flatten_params("
+                              "model).numel())\n"}, [], 5),
+    }
+
+
+@pytest.fixture(scope="module")
+def graded(built):
+    root, nb, bundles = built
+    (root / "subs").mkdir()
+    cases = corpus(root, bundles)
+    for name, (tasks, before, _) in cases.items():
+        make_submission(nb, tasks, before, root / "subs" / f"{name}.ipynb")
+    (root / "subs" / "garbage.ipynb").write_text("this is not a notebook {")
+    bundle_before = (bundles / "hwfix" / "bundle.json").read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "grade", str(root / "subs"), "--assignment", "hwfix",
+         "--bundles", str(bundles), "--out", str(root / "out"), "--jobs", "2", "--timeout", "4", "--seed", "3"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    results = {p.stem: json.loads(p.read_text()) for p in (root / "out" / "results").glob("*.json")}
+    return {"root": root, "cases": cases, "results": results, "stdout": stdout, "pid": proc.pid,
+            "bundle_before": bundle_before, "bundles": bundles}
+
+
+def _kinds(r):
+    return {t["name"]: t["kind"] for task in r["tasks"] for t in task["tests"]}
+
+
+def test_every_submission_earns_its_honest_score(graded):
+    res = graded["results"]
+    assert set(res) == set(graded["cases"]) | {"garbage"}
+    got = {name: res[name]["score"] for name in graded["cases"]}
+    want = {name: float(exp) for name, (_, _, exp) in graded["cases"].items()}
+    assert got == want
+    assert all(res[n]["status"] == "graded" for n in graded["cases"])
+    assert res["garbage"]["status"] == "invalid" and res["garbage"]["score"] == 0
+
+
+def test_grades_csv_lists_the_whole_class(graded):
+    rows = list(csv.DictReader(open(graded["root"] / "out" / "grades.csv")))
+    assert [r["student"] for r in rows] == sorted(graded["results"])
+    by = {r["student"]: r for r in rows}
+    assert by["partial"]["hwfix.square"] == "2" and by["partial"]["hwfix.mse"] == "1"
+    assert by["reference"]["score"] == "7" and by["reference"]["max_score"] == "7"
+
+
+def test_blank_fails_as_not_implemented(graded):
+    assert set(_kinds(graded["results"]["blank"]).values()) == {"not_implemented"}
+
+
+def test_toplevel_attacks_are_recorded_and_skipped(graded):
+    r = graded["results"]["toplevel"]
+    status = [c["status"] for c in r["cells"]]
+    # imports ok, sys.exit -> error, raise -> error, loop -> timeout, os._exit -> crashed, fork bomb -> timeout
+    assert status[:6] == ["ok", "error", "error", "timeout", "crashed", "timeout"]
+    assert "SystemExit" in r["cells"][1]["message"] and "ImportError" in r["cells"][2]["message"]
+
+
+def test_infunction_loop_and_exit_fail_only_their_tests(graded):
+    k = _kinds(graded["results"]["infunc"])
+    assert k["test_mse_random"] == k["test_mse_zero"] == "timeout"
+    assert k["test_nparams_bias"] == k["test_nparams_sim_bn"] == "crashed"
+    assert k["test_square_array"] == "passed"
+
+
+def test_exit_and_bombs_are_contained(graded):
+    k = _kinds(graded["results"]["exits"])
+    assert k["test_square_array"] == "exception"
+    k = _kinds(graded["results"]["bombs"])
+    assert k["test_square_array"] in ("exception", "crashed") and k["test_mse_random"] == "passed"
+    assert k["test_nparams_bias"] in ("exception", "crashed", "timeout")
+    assert "MemoryError" in graded["results"]["bombs"]["tasks"][0]["tests"][0]["message"]
+
+
+def test_no_worker_process_survives(graded):
+    base = 2_000_000 + 64 * graded["pid"]
+    alive = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            uid = int(open(f"/proc/{pid}/status").read().split("Uid:")[1].split()[0])
+        except (OSError, IndexError):
+            continue
+        if base <= uid < base + 64:
+            alive.append(pid)
+    assert alive == []
+
+
+def test_liars_and_monkeypatches_earn_nothing(graded):
+    k = _kinds(graded["results"]["monkey"])
+    assert set(k.values()) <= {"bad_return", "exception"}
+    assert "returned an object of type" in graded["results"]["monkey"]["tasks"][0]["tests"][0]["message"]
+
+
+def test_files_of_the_grader_are_out_of_reach(graded):
+    r = graded["results"]["files"]
+    line = next(ln for ln in r["log"]["stdout"].splitlines() if ln.startswith("ATTACK-REPORT"))
+    report = json.loads(line.split(" ", 1)[1])
+    assert not [k for k, v in report.items() if v in ("READ", "WROTE")], report
+    assert all(v == [] or isinstance(v, str) for k, v in report.items() if k.startswith("ls:")), report
+    assert (graded["bundles"] / "hwfix" / "bundle.json").read_bytes() == graded["bundle_before"]
+    assert r["sandbox"]["uid"] is True and r["sandbox"]["net_ns"] is True
+    # printed score lines, warnings and stderr noise change nothing
+    assert r["score"] == 7 and "Score: 7/7" in r["log"]["stdout"]
+
+
+def test_forbidden_calls_fail_that_task_only(graded):
+    for name in ("forbidden_dyn", "forbidden_alias", "forbidden_static"):
+        r = graded["results"][name]
+        nparams = r["tasks"][2]
+        assert nparams["score"] == 0 and {t["kind"] for t in nparams["tests"]} == {"forbidden"}, name
+        assert "flatlab.models.flatten_params" in nparams["tests"][0]["message"]
+
+
+def test_feedback_explains_without_hidden_code(graded):
+    root = graded["root"]
+    md = (root / "out" / "feedback" / "partial.md").read_text()
+    html = (root / "out" / "feedback" / "partial.html").read_text()
+    assert "mse_loss must be the mean of the squared differences" in md
+    assert "wrong value" in md and "expected" in md
+    for leak in ("rng.normal", "assert_close(", "def test_", "flatlab.mse(f, y)"):
+        assert leak not in md and leak not in html
+    assert "&lt;" not in md and "<h1>" in html
+    assert "manual, ungraded" in md

@@ -1,0 +1,99 @@
+"""`flatlab reproduce` end to end on the smoke preset: files, schema, figures, checks,
+argument errors."""
+import json
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from flatlab import experiments as E
+from flatlab.cli import main
+from flatlab.plotting import curves_figure
+
+RUN_KEYS = {"arch", "method", "label", "seed", "interrupted", "final", "peak", "neurons", "history"}
+HISTORY_KEYS = {"epoch", "train_loss", "test_acc", "trace"}
+
+
+@pytest.fixture(scope="module")
+def smoke_all(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    code = main(["reproduce", "all", "--smoke", "--seeds", "0", "--out", str(out), "--no-progress"])
+    return code, out
+
+
+@pytest.mark.slow
+def test_reproduce_all_smoke_writes_results(smoke_all, capsys):
+    code, out = smoke_all
+    assert code == 0  # every smoke check passed
+    for name in E.SCENARIOS:
+        res = json.loads((out / name / "results.json").read_text())
+        assert res["scenario"] == name and res["preset"] == "smoke" and res["seeds"] == [0]
+        assert res["config"]["name"] == name and not res["interrupted"]
+        assert all(c["passed"] for c in res["checks"]) and res["checks"]
+        methods = [m["name"] for m in res["config"]["methods"]]
+        assert [r["method"] for r in res["runs"]] == methods
+        for run in res["runs"]:
+            assert RUN_KEYS <= set(run) and set(run["history"]) == HISTORY_KEYS
+            assert {"train_loss", "test_acc", "trace"} <= set(run["final"])
+            assert run["arch"] == res["config"]["arch"] and run["seed"] == 0
+            assert 0.0 <= run["final"]["test_acc"] <= 1.0 and run["final"]["trace"] > 0
+        if name == "scenario2":
+            assert res["summary"]["trace_floor"] == pytest.approx(4 * 31**0.5)
+        if name == "scenario1-bn":
+            assert len(res["runs"][0]["neurons"]) == 4
+        for fig in res["figures"]:
+            img = mpimg.imread(out / name / fig)
+            assert img.shape[0] > 300 and img.shape[1] > 800
+            colours = np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+            assert len(colours) > 20  # lines, bands and text, not a blank canvas
+    assert (out / "scenario2" / "scenario2_curves.png").exists()
+    assert (out / "scenario1-bn" / "scenario1-bn_neurons.png").exists()
+
+
+@pytest.mark.slow
+def test_figure_axes_match_results(smoke_all):
+    _, out = smoke_all
+    res = json.loads((out / "scenario2" / "results.json").read_text())
+    fig = curves_figure(res)
+    acc_ax, loss_ax, trace_ax = fig.axes[:3]
+    for run in res["runs"]:  # one seed: the plotted line is the run itself (epoch 0 dropped, log x)
+        line = next(ln for ln in acc_ax.get_lines() if ln.get_label().startswith(run["label"] + " ("))
+        h = run["history"]
+        np.testing.assert_allclose(line.get_xdata(), h["epoch"][1:])
+        np.testing.assert_allclose(line.get_ydata(), h["test_acc"][1:])
+        tline = next(ln for ln in trace_ax.get_lines() if ln.get_label().startswith(run["label"] + " ("))
+        np.testing.assert_allclose(tline.get_ydata(), h["trace"][1:])
+    floor = [ln for ln in trace_ax.get_lines() if ln.get_label().startswith("4·sqrt(d+1)")]
+    assert len(floor) == 1 and floor[0].get_ydata()[0] == pytest.approx(22.2711, abs=1e-4)
+    assert trace_ax.get_xscale() == "log" and loss_ax.get_yscale() == "log"
+
+
+def test_bad_arguments(capsys, tmp_path):
+    cases = [
+        (["reproduce", "scenario9"], "invalid choice"),
+        (["reproduce", "scenario1", "--quick", "--paper"], "not allowed with"),
+        (["reproduce", "scenario1", "--seeds", "-1"], "non-negative"),
+        (["reproduce", "scenario1", "--seeds", "x"], "non-negative"),
+        (["reproduce", "scenario1", "--workers", "0"], ">= 1"),
+        (["reproduce", "fig7", "--out", str(tmp_path)], "not yet available"),
+        ([], "COMMAND"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not any(tmp_path.iterdir())
+
+
+def test_help_shows_defaults_and_appendix(capsys):
+    assert main(["reproduce", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "default: [0, 1, 2]" in text and "default: results" in text and "--no-progress" in text
+    assert "fig5" in text and "not yet available" in text
+
+
+def test_construct_command(capsys):
+    assert main(["construct", "generalizing-bias"]) == 0
+    out = capsys.readouterr().out
+    assert "trace = 22.271" in out and "test acc = 1.0000" in out
+    assert main(["construct", "memorizing-bias", "--eps", "0.5"]) == 2
+    assert "eps" in capsys.readouterr().err

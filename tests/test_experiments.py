@@ -1,0 +1,146 @@
+"""Scenario configs, the runner (determinism, atomic and interrupted writes), the
+acceptance checks and the neuron table."""
+import json
+import math
+
+import pytest
+import torch
+
+from flatlab import constructions as C
+from flatlab import experiments as E
+
+
+def test_every_config_is_typed_and_serializable():
+    for name in E.SCENARIOS:
+        for preset in E.PRESETS:
+            cfg = E.get_config(name, preset)
+            assert cfg.name == name and cfg.preset == preset and cfg.methods
+            assert json.loads(json.dumps(cfg.to_dict()))["methods"][0]["name"] == cfg.methods[0].name
+            for m in cfg.methods:
+                assert m.optimizer in ("gd", "one_sam") and m.epochs > 0 and m.log_every > 0
+                assert all(e > 0 and lr > 0 and rho >= 0 for e, lr, rho in m.phases)
+
+
+def test_paper_presets_follow_table_2():
+    s1 = {m.name: m for m in E.get_config("scenario1", "paper").methods}
+    assert s1["gd_wd"].phases == ((100_000, 0.01, 0.0),) and s1["gd_wd"].weight_decay == 0.05
+    assert s1["one_sam"].phases == ((100_000, 0.01, 0.05),) and s1["one_sam"].weight_decay == 0.0
+    s2 = {m.name: m for m in E.get_config("scenario2", "paper").methods}
+    assert s2["one_sam"].phases == ((200_000, 0.01, 0.05), (400_000, 0.01, 0.1))
+    s3 = {m.name: m for m in E.get_config("scenario3", "paper").methods}
+    assert s3["one_sam"].phases == ((100_000, 0.1, 0.1),) and s3["one_sam"].init_scale == 0.01
+    assert s3["one_sam_projected"].phases == ((500, 0.01, 0.1), (500, 0.01, 0.5), (500, 0.01, 1.0))
+    assert s3["one_sam_projected"].project_norm == 10.0
+    for name in E.SCENARIOS:
+        assert E.get_config(name, "paper").width == 500
+    bn = E.get_config("scenario1-bn", "paper")
+    assert bn.methods[0].gamma_init == pytest.approx(0.447) and "collapses" in bn.notes
+
+
+def test_bad_names():
+    with pytest.raises(ValueError, match="scenario"):
+        E.get_config("scenario9")
+    with pytest.raises(ValueError, match="preset"):
+        E.get_config("scenario1", "slow")
+    with pytest.raises(ValueError, match="seeds"):
+        E.run_scenario("scenario3", "smoke", seeds=[-1], out_dir="/nonexistent")
+    with pytest.raises(ValueError, match="workers"):
+        E.run_scenario("scenario3", "smoke", seeds=[0], out_dir="/nonexistent", workers=0)
+
+
+def test_neuron_table_on_constructions():
+    gen = C.generalizing_bias(30, width=10)
+    rows = E.neuron_table(gen)
+    assert len(rows) == 4 and sorted(r["neuron"] for r in rows) == [0, 1, 2, 3]
+    for r in rows:
+        assert r["share_x12"] == pytest.approx(1.0) and r["rest_norm"] == 0.0
+        assert abs(r["w_x1"]) == pytest.approx(31**0.25) and len(r["w"]) == 30
+    X = torch.eye(30, dtype=torch.float64)[:5] * 2 - 1
+    mem = C.memorizing_bias(X, torch.ones(5), eps=0.1)
+    rows = E.neuron_table(mem)  # rows x_i/‖x_i‖ scaled: share (1+1)/30 of the squared norm on x1, x2
+    assert all(r["share_x12"] == pytest.approx(2 / 30) for r in rows)
+    norms = [r["norm"] for r in rows]
+    assert norms == sorted(norms, reverse=True)
+
+
+def _fake_results(scenario, finals, preset="quick"):
+    runs = []
+    for method, seed, acc, trace, peak in finals:
+        runs.append({"method": method, "seed": seed, "final": {"test_acc": acc, "trace": trace, "train_loss": 1e-3},
+                     "peak": {"test_acc": peak, "epoch": 10}, "neurons": [{"share_x12": 0.95}] * 4})
+    return {"scenario": scenario, "preset": preset, "runs": runs,
+            "summary": {"trace_floor": C.bias_trace_floor(30)}}
+
+
+def test_check_directions_pass_and_fail():
+    good = _fake_results("scenario2", [("gd_wd", 0, 0.999, 70.0, 0.999), ("one_sam", 0, 0.66, 22.5, 0.70)])
+    assert all(c["passed"] for c in E.check_directions(good))
+    bad = _fake_results("scenario2", [("gd_wd", 0, 0.999, 70.0, 0.999), ("one_sam", 0, 0.90, 25.0, 0.90)])
+    failed = [c["check"] for c in E.check_directions(bad) if not c["passed"]]
+    assert any("trace within" in f for f in failed) and any("0.2 below" in f for f in failed)
+    assert any("declines" in f for f in failed)
+    s3 = _fake_results("scenario3", [("one_sam", 0, 0.95, 2.1, 0.95), ("one_sam_projected", 0, 0.92, 2.5, 0.93)])
+    assert [c["passed"] for c in E.check_directions(s3)] == [True, False]
+
+
+def test_write_json_atomic_survives_interruption(tmp_path, monkeypatch):
+    path = tmp_path / "results.json"
+    E.write_json_atomic(path, {"old": 1})
+
+    def broken_dump(obj, fh, **kw):
+        fh.write('{"new": ')  # half a file, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(E.json, "dump", broken_dump)
+    with pytest.raises(KeyboardInterrupt):
+        E.write_json_atomic(path, {"new": 2})
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temp file left behind
+    monkeypatch.undo()
+    with pytest.raises(ValueError):
+        E.write_json_atomic(path, {"x": math.nan})  # strict JSON
+    assert json.loads(path.read_text()) == {"old": 1}
+
+
+def _runs(res):
+    return json.dumps(res["runs"], sort_keys=True)
+
+
+def test_runner_is_deterministic_across_workers(tmp_path):
+    a = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path / "a", progress=False,
+                       workers=1, figures=False, log=lambda *_: None)
+    b = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path / "b", progress=False,
+                       workers=2, figures=False, log=lambda *_: None)
+    assert _runs(a) == _runs(b)
+    on_disk = json.loads((tmp_path / "a" / "scenario3" / "results.json").read_text())
+    assert _runs(on_disk) == _runs(a)
+    assert not on_disk["interrupted"] and on_disk["missing"] == []
+    assert [(r["method"], r["seed"]) for r in on_disk["runs"]] == [
+        ("one_sam", 0), ("one_sam", 1), ("one_sam_projected", 0), ("one_sam_projected", 1)]
+    for r in on_disk["runs"]:
+        h = r["history"]
+        assert len(h["epoch"]) == len(h["train_loss"]) == len(h["test_acc"]) == len(h["trace"]) >= 2
+        assert h["epoch"][0] == 0 and h["epoch"][-1] == r["final"]["epoch"]
+        assert r["final"]["test_acc"] == h["test_acc"][-1] and r["final"]["trace"] == h["trace"][-1]
+        assert r["peak"]["test_acc"] == max(h["test_acc"])
+
+
+def test_ctrl_c_writes_complete_file(tmp_path, monkeypatch):
+    """Ctrl-C during the second run: the file holds the first run and is marked interrupted."""
+    import flatlab.training as T
+
+    real_train, calls = T.train, []
+
+    def train(model, data, config, progress=False):
+        calls.append(config.seed)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train(model, data, config, progress=progress)
+
+    monkeypatch.setattr(T, "train", train)
+    res = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path, progress=False, workers=1,
+                         figures=False, log=lambda *_: None)
+    on_disk = json.loads((tmp_path / "scenario3" / "results.json").read_text())
+    assert on_disk["interrupted"] is True and res["interrupted"] is True
+    assert len(on_disk["runs"]) == 1 and len(on_disk["missing"]) == 3
+    assert on_disk["runs"][0]["history"]["epoch"][-1] == on_disk["runs"][0]["final"]["epoch"]

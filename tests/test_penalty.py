@@ -1,0 +1,240 @@
+"""flatlab.penalty: the sharpness penalty S against autograd, and the two trainers."""
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from flatlab.data import make_dataset, xor_parity
+from flatlab.models import flatten_params, functional_forward, make_model, unflatten_params
+from flatlab.penalty import (
+    LabelNoiseConfig,
+    PenaltyConfig,
+    penalty_weight,
+    per_example_grads,
+    sharpness_penalty,
+    sharpness_penalty_closed_form,
+    sharpness_penalty_generic,
+    train_label_noise,
+    train_penalty,
+)
+
+TWO_LAYER = ["no_bias", "bias", "sim_bn", "sim_ln"]
+
+
+def build(arch, d=5, m=7, n=12, seed=0, **kw):
+    X, y = xor_parity(n, d, seed=seed + 100)
+    if arch == "sim_bn":
+        kw["X_ref"] = X
+    return make_model(arch, d, m, seed=seed, **kw), X, y
+
+
+def reference_S(model, X):
+    """(2/n) Σ_i ‖∇θ f(x_i)‖² from one torch.autograd.grad call per example (independent of torch.func)."""
+    params = list(model.parameters())
+    total = 0.0
+    for i in range(X.shape[0]):
+        grads = torch.autograd.grad(model(X[i : i + 1]).sum(), params)
+        total += sum(float(g.pow(2).sum()) for g in grads)
+    return 2.0 * total / X.shape[0]
+
+
+@pytest.mark.parametrize("activation", ["relu", "softplus"])
+@pytest.mark.parametrize("arch", ["no_bias", "bias"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_closed_form_matches_autograd(arch, activation, seed):
+    model, X, _ = build(arch, seed=seed, activation=activation)
+    got = float(sharpness_penalty_closed_form(model, X).detach())
+    assert got == pytest.approx(reference_S(model, X), rel=1e-12)
+    assert float(sharpness_penalty(model, X).detach()) == got  # auto picks the closed form
+
+
+@pytest.mark.parametrize("arch", TWO_LAYER + ["deep_bias"])
+def test_generic_matches_autograd(arch):
+    model, X, _ = build(arch, seed=3)
+    assert float(sharpness_penalty_generic(model, X).detach()) == pytest.approx(reference_S(model, X), rel=1e-12)
+
+
+def test_per_example_grads_shapes_and_values():
+    model, X, _ = build("sim_ln", seed=2)
+    grads = per_example_grads(model, X)
+    assert set(grads) == {"W1", "b1", "W2"}
+    assert grads["W1"].shape == (X.shape[0], *model.W1.shape)
+    g3 = torch.autograd.grad(model(X[3:4]).sum(), [model.W1, model.b1, model.W2])
+    for got, want in zip((grads["W1"][3], grads["b1"][3], grads["W2"][3]), g3):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("activation", ["relu", "softplus"])
+@pytest.mark.parametrize("arch", ["no_bias", "bias"])
+def test_closed_form_gradient_matches_double_backprop(arch, activation):
+    model, X, _ = build(arch, seed=4, activation=activation)
+    params = list(model.parameters())
+    g_closed = torch.autograd.grad(sharpness_penalty_closed_form(model, X), params)
+    g_generic = torch.autograd.grad(sharpness_penalty_generic(model, X), params)
+    for a, b in zip(g_closed, g_generic):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert any(float(a.abs().max()) > 1e-3 for a in g_closed)  # the gradient is not trivially zero
+
+
+@pytest.mark.parametrize("arch", ["bias", "sim_ln", "sim_bn"])
+def test_gradient_matches_finite_differences(arch):
+    model, X, _ = build(arch, seed=5, activation="softplus" if arch == "bias" else "relu")
+    theta0 = flatten_params(model).detach().clone()
+    g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(sharpness_penalty(model, X), list(model.parameters()))])
+    v = torch.randn(theta0.shape, generator=torch.Generator().manual_seed(7), dtype=theta0.dtype)
+
+    def S_at(theta):
+        with torch.no_grad():
+            for p, q in zip(model.parameters(), unflatten_params(model, theta).values()):
+                p.copy_(q)
+        return float(sharpness_penalty(model, X).detach())
+
+    h = 1e-6
+    fd = (S_at(theta0 + h * v) - S_at(theta0 - h * v)) / (2 * h)
+    S_at(theta0)
+    assert fd == pytest.approx(float(g @ v), rel=1e-5)
+
+
+def test_S_equals_hessian_trace_at_interpolator():
+    """At the generalizing construction S = Tr ∇²L (torch.func.hessian) = 4·sqrt(d+1)."""
+    d = 4
+    X = torch.cartesian_prod(*[torch.tensor([-1.0, 1.0], dtype=torch.float64)] * d)
+    y = X[:, 0] * X[:, 1]
+    r = (d + 1) ** 0.25
+    model = make_model("bias", d, 4, seed=0)
+    with torch.no_grad():
+        for k, (s1, s2) in enumerate([(1, 1), (1, -1), (-1, 1), (-1, -1)]):
+            model.W1[k] = torch.tensor([s1 * r, s2 * r] + [0.0] * (d - 2))
+            model.b1[k] = -r
+            model.W2[k] = s1 * s2 / r
+    assert float((model(X) - y).abs().max()) < 1e-12
+    theta = flatten_params(model).detach()
+    H = torch.func.hessian(lambda t: (functional_forward(model, t, X) - y).pow(2).mean())(theta)
+    S = float(sharpness_penalty(model, X).detach())
+    assert S == pytest.approx(float(H.diagonal().sum()), rel=1e-10)
+    assert S == pytest.approx(4 * math.sqrt(d + 1), rel=1e-10)
+
+
+def test_bad_inputs():
+    model, X, y = build("bias")
+    with pytest.raises(ValueError, match="X"):
+        sharpness_penalty(model, X[:, :3])
+    with pytest.raises(ValueError, match="method"):
+        sharpness_penalty(model, X, method="nope")
+    sim, _, _ = build("sim_ln")
+    with pytest.raises(ValueError, match="arch"):
+        sharpness_penalty_closed_form(sim, X)
+    with pytest.raises(ValueError, match="model"):
+        sharpness_penalty(torch.nn.Linear(5, 1), X)
+    data = make_dataset("xor", n=12, d=5, n_test=50, seed=0)
+    for bad in (dict(lam=-1.0), dict(lr=0.0), dict(optimizer="sgd"), dict(anneal_factor=0.0),
+                dict(fit_epochs=-1), dict(fit_epochs=0, ramp_epochs=0, hold_epochs=0, anneal_epochs=0),
+                dict(loss="hinge"), dict(log_every=0), dict(momentum=1.0)):
+        with pytest.raises(ValueError, match="config"):
+            train_penalty(model, data, dataclasses.replace(PenaltyConfig(), **bad))
+    for bad in (dict(sigma=-0.1), dict(batch_size=0), dict(seed=-1), dict(epochs=2, anneal_epochs=3),
+                dict(backend="gpu"), dict(lr=float("nan"))):
+        with pytest.raises(ValueError, match="config"):
+            train_label_noise(model, data, dataclasses.replace(LabelNoiseConfig(), **bad))
+    with pytest.raises(ValueError, match="config"):
+        train_penalty(model, data, LabelNoiseConfig())
+    with pytest.raises(ValueError, match="data"):
+        train_penalty(model, (X, y), PenaltyConfig())
+    wrong_d = make_dataset("xor", n=12, d=6, n_test=50, seed=0)
+    with pytest.raises(ValueError, match="X"):
+        train_label_noise(model, wrong_d, LabelNoiseConfig(epochs=1))
+
+
+def test_penalty_schedule():
+    c = PenaltyConfig(lam=0.2, fit_epochs=3, ramp_epochs=4, hold_epochs=2, anneal_epochs=5, anneal_factor=1e-2)
+    lams = [penalty_weight(c, e) for e in range(c.epochs)]
+    assert c.epochs == 14
+    assert lams[:3] == [0.0] * 3
+    assert lams[3:7] == pytest.approx([0.05, 0.1, 0.15, 0.2])
+    assert lams[7:9] == [0.2, 0.2]
+    assert all(a > b for a, b in zip(lams[8:], lams[9:]))
+    assert lams[-1] == pytest.approx(0.2 * 1e-2)
+
+
+SMALL = dict(fit_epochs=100, ramp_epochs=100, hold_epochs=200, anneal_epochs=200, log_every=50)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "momentum"])
+def test_penalty_lowers_sharpness_and_interpolates(optimizer):
+    data = make_dataset("xor", n=24, d=6, n_test=200, seed=1)
+    cfg = PenaltyConfig(optimizer=optimizer, lr=0.01 if optimizer == "adam" else 0.02, **SMALL)
+    runs = {}
+    for lam in (0.0, cfg.lam):
+        model = make_model("bias", 6, 40, seed=2)
+        runs[lam] = (train_penalty(model, data, dataclasses.replace(cfg, lam=lam)), model)
+    plain, pen = runs[0.0][0], runs[cfg.lam][0]
+    assert pen.epoch == plain.epoch == list(range(0, 601, 50))
+    assert pen.train_loss[-1] < 1e-3 and plain.train_loss[-1] < 1e-3  # both fit the data
+    assert pen.trace[-1] < 0.8 * plain.trace[-1]  # the penalty ends much flatter
+    model = runs[cfg.lam][1]
+    assert pen.trace[-1] == pytest.approx(float(sharpness_penalty(model, data.X_train).detach()), rel=1e-12)
+
+
+def test_penalty_generic_path_and_determinism():
+    data = make_dataset("xor", n=16, d=5, n_test=100, seed=3)
+    cfg = PenaltyConfig(fit_epochs=20, ramp_epochs=20, hold_epochs=20, anneal_epochs=20, log_every=40)
+    out = []
+    for method in ("closed_form", "generic", "closed_form"):
+        model = make_model("bias", 5, 10, seed=4)
+        h = train_penalty(model, data, dataclasses.replace(cfg, penalty_method=method))
+        out.append((h.to_dict(), flatten_params(model).detach()))
+    assert out[0][0] == out[2][0] and torch.equal(out[0][1], out[2][1])  # bitwise deterministic
+    torch.testing.assert_close(out[0][1], out[1][1], rtol=1e-9, atol=1e-10)  # same objective both ways
+    assert out[0][0]["epoch"] == [0, 40, 80]
+
+
+def test_penalty_runs_on_sim_ln():
+    data = make_dataset("xor", n=16, d=5, n_test=100, seed=5)
+    model = make_model("sim_ln", 5, 12, seed=6)
+    h = train_penalty(model, data, PenaltyConfig(fit_epochs=30, ramp_epochs=10, hold_epochs=10, anneal_epochs=10,
+                                                 log_every=30, lr=0.02))
+    assert h.train_loss[-1] < h.train_loss[0]
+    assert all(t >= 2.0 - 1e-9 for t in h.trace)  # Sim-LN floor: ‖∇f(x)‖² >= 1 at every point
+
+
+def test_label_noise_engine_matches_torch_and_is_seeded():
+    data = make_dataset("xor", n=20, d=6, n_test=100, seed=0)
+    results = {}
+    for arch in ("bias", "no_bias"):
+        for backend in ("auto", "torch"):
+            for seed in (0, 0, 1):
+                model = make_model(arch, 6, 10, seed=1)
+                cfg = LabelNoiseConfig(epochs=6, lr=0.05, sigma=0.5, batch_size=3, weight_decay=0.01,
+                                       seed=seed, log_every=3, backend=backend)
+                h = train_label_noise(model, data, cfg)
+                results.setdefault((arch, backend, seed), []).append((h.to_dict(), flatten_params(model).detach()))
+        for seed in (0, 1):
+            (ha, wa), (ht, wt) = results[(arch, "auto", seed)][0], results[(arch, "torch", seed)][0]
+            torch.testing.assert_close(wa, wt, rtol=1e-10, atol=1e-12)
+            assert ha["epoch"] == ht["epoch"] == [0, 3, 6]
+        (h0, w0), (h0b, w0b) = results[(arch, "auto", 0)]
+        assert h0 == h0b and torch.equal(w0, w0b)  # same seed: identical
+        assert not torch.equal(w0, results[(arch, "auto", 1)][0][1])  # another seed: another run
+
+
+def test_label_noise_zero_sigma_full_batch_is_gd():
+    """σ = 0 and batch n is plain full-batch GD: compare with a hand-written autograd loop."""
+    data = make_dataset("xor", n=10, d=4, n_test=50, seed=2)
+    model = make_model("bias", 4, 6, seed=3)
+    ref = make_model("bias", 4, 6, seed=3)
+    train_label_noise(model, data, LabelNoiseConfig(epochs=5, lr=0.1, sigma=0.0, batch_size=10, log_every=5))
+    for _ in range(5):
+        grads = torch.autograd.grad((ref(data.X_train) - data.y_train).pow(2).mean(), list(ref.parameters()))
+        with torch.no_grad():
+            for p, g in zip(ref.parameters(), grads):
+                p.sub_(0.1 * g)
+    torch.testing.assert_close(flatten_params(model), flatten_params(ref), rtol=1e-12, atol=1e-13)
+
+
+def test_label_noise_anneal_reaches_interpolation():
+    data = make_dataset("xor", n=16, d=5, n_test=100, seed=4)
+    model = make_model("bias", 5, 30, seed=5)
+    h = train_label_noise(model, data, LabelNoiseConfig(epochs=300, lr=0.02, sigma=0.5, anneal_epochs=100,
+                                                        log_every=100))
+    assert h.train_loss[-1] < 1e-4 < h.train_loss[0]
