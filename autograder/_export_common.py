@@ -5,7 +5,8 @@ In-kernel graders (nbgrader, otter) run tests inside the student's own kernel, s
 FORMAT hidden test ``test_x(student, rng)`` is run here with a *shim* for ``student``:
 ``student.fn(*args)`` calls the notebook's global ``fn`` on copies of the arguments
 (flatlab models rebuilt from config and weights, tensors cloned) and returns plain data
-(tensors become numpy arrays), as the secure grader's sandbox does. Nothing here is a
+(tensors become numpy arrays, models ``{"config", "params", "reference"}`` dicts of arrays),
+as the secure grader's sandbox and ``autograder.codec`` do. Nothing here is a
 security boundary: the student's code shares the process with the tests.
 
 Runtime entry points used by the generated cells:
@@ -115,6 +116,11 @@ def _plain(x):
 
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy().copy()
+    if isinstance(x, torch.nn.Module) and hasattr(x, "config"):  # as autograder.codec.decode
+        ref = getattr(x, "reference", None)
+        return {"config": x.config.to_dict(),
+                "params": {k: v.detach().cpu().numpy().copy() for k, v in x.named_parameters()},
+                "reference": None if ref is None else ref.detach().cpu().numpy().copy()}
     if isinstance(x, np.ndarray):
         return x.copy()
     if isinstance(x, np.generic):
@@ -126,12 +132,6 @@ def _plain(x):
     if x is None or isinstance(x, (bool, int, float, str)):
         return x
     raise TypeError(f"returned an object of type {type(x).__name__}; expected a number/array")
-
-
-def _back(x):
-    import torch
-
-    return _send(x) if isinstance(x, torch.nn.Module) else _plain(x)
 
 
 class _Forbidden(Exception):
@@ -190,7 +190,7 @@ class Student:
         with _forbid(self._forbid, self._env):
             out = _plain(fn(*args, **kwargs))
         if return_args:
-            return out, tuple(_back(a) for a in args)
+            return out, tuple(_plain(a) for a in args)
         return out
 
     def __getattr__(self, name):

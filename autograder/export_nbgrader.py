@@ -17,7 +17,8 @@ on which ``nbgrader generate_assignment``, ``autograde``, ``generate_feedback`` 
   FORMAT tests with an in-kernel ``student`` shim and ends with the points earned, which
   nbgrader takes as partial credit; failed tests print their docstring;
 - ``public_test``: read-only cell (``<id>-check``), run but not graded;
-- ``experiment``: solution cell, guarded so it does not run while nbgrader grades;
+- ``experiment``: guarded so it does not run while nbgrader grades; a solution cell if it
+  has solution regions (nbgrader replaces a region-less solution cell whole);
 - ``manual``: manually graded answer cell (``grade_id`` ``<id>``, its points).
 """
 from __future__ import annotations
@@ -160,7 +161,8 @@ def nbgrader_notebook(path: str | Path, *, seed: int = 0):
             guarded = indent_block(_with_todo(cell.source, todo), "    ")
             if guarded is not None:
                 new.source = EXPERIMENT_GUARD + "\n" + guarded
-            new.metadata["nbgrader"] = _meta(gid, solution=True)
+            if "### BEGIN SOLUTION" in cell.source:  # nbgrader would replace a region-less solution cell whole
+                new.metadata["nbgrader"] = _meta(gid, solution=True)
         if "nbgrader" in new.metadata:
             used.add(new.metadata["nbgrader"]["grade_id"])
         nb.cells.append(new)

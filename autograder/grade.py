@@ -32,6 +32,7 @@ from .sandbox import SandboxConfig, Session, StudentError
 __all__ = ["load_bundle", "assert_close", "static_forbidden", "grade_notebook", "grade_paths", "main"]
 
 GRADER_VERSION = "1"
+MAX_NOTEBOOK_BYTES = 64 * 2**20  # larger submissions are invalid (protects the trusted process)
 
 
 def load_bundle(bundles: str | Path, assignment: str) -> dict:
@@ -193,6 +194,8 @@ def grade_notebook(path: str | Path, bundle: dict, *, seed: int = 0, cfg: Sandbo
     path = Path(path)
     student = student or path.stem
     try:
+        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            raise ValueError(f"file larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
         nb = nbformat.read(str(path), as_version=4)
         if not isinstance(nb.get("cells"), list):
             raise ValueError("no cells")
@@ -287,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per hidden test and per notebook cell")
     p.add_argument("--memory-gb", type=float, default=3.0, help="address-space headroom of a worker above torch")
     a = p.parse_args(argv)
-    if a.jobs < 1 or a.timeout <= 0 or a.memory_gb <= 0:
-        p.error("--jobs, --timeout and --memory-gb must be positive")
+    if not 1 <= a.jobs <= 64 or a.timeout <= 0 or a.memory_gb <= 0:
+        p.error("--jobs must be in 1..64; --timeout and --memory-gb must be positive")
     import torch
     torch.set_num_threads(1)
     try:

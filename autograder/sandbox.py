@@ -18,13 +18,17 @@ whole process group (and uid); the session restarts a fresh worker, re-executes 
 """
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,18 +41,31 @@ _UID_BASE = 2_000_000
 _KILL = shutil.which("kill", path="/usr/bin:/bin") or "/bin/kill"
 
 
+def _user_tasks(uid: int) -> int:
+    """Processes + threads running with this real uid (what RLIMIT_NPROC counts)."""
+    n = 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            if int(st.split("Uid:")[1].split()[0]) == uid:
+                n += int(st.split("Threads:")[1].split()[0])
+    return n
+
+
 def _uid_alive(uid: int) -> bool:
     """Whether any process runs with this real uid."""
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/status") as f:
-                    for line in f:
-                        if line.startswith("Uid:"):
-                            if int(line.split()[1]) == uid:
-                                return True
-                            break
-            except OSError:
+                    st = f.read()
+                if int(st.split("Uid:")[1].split()[0]) == uid and "\nState:\tZ" not in st:
+                    return True  # a live process (zombies are dead, only not yet reaped)
+            except (OSError, IndexError, ValueError):
                 pass
     return False
 
@@ -109,6 +126,64 @@ def _signal_name(rc: int | None) -> str:
     return f"exited with code {rc}"
 
 
+_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+class _Zygote:
+    """Client of the fork server (``autograder.worker.zygote``): torch is imported once
+    per grading run, and each worker is a ~10 ms fork instead of a ~2 s interpreter start."""
+
+    def __init__(self, python: str):
+        self.python, self.lock = python, threading.Lock()
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pkg_parent = str(Path(__file__).resolve().parent.parent)
+        boot = (f"import sys; sys.path.insert(0, {pkg_parent!r}); from autograder.worker import zygote; "
+                f"zygote({theirs.fileno()})")
+        self.proc = subprocess.Popen([python, "-I", "-c", boot], pass_fds=(theirs.fileno(),), env=dict(_ENV),
+                                     cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        theirs.close()
+
+    def _ask(self, msg: dict, fds=()) -> dict:
+        with self.lock:
+            socket.send_fds(self.sock, [json.dumps(msg).encode()], list(fds))
+            data = self.sock.recv(1 << 16)
+        if not data:
+            raise StudentError("crashed", "the sandbox's fork server died")
+        return json.loads(data)
+
+    def spawn(self, cfg: dict, fds: list[int]) -> int:
+        return int(self._ask({"op": "spawn", "cfg": cfg}, fds)["pid"])
+
+    def status(self, pid: int) -> int | None:
+        """Reap a killed worker; its exit code (negative: killed by that signal)."""
+        st = self._ask({"op": "status", "pid": pid})["status"]
+        return None if st < 0 else os.waitstatus_to_exitcode(st)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.proc.kill()
+        self.proc.wait()
+
+
+_ZYGOTES: dict[str, _Zygote] = {}
+_ZLOCK = threading.Lock()
+
+
+def _zygote(python: str) -> _Zygote:
+    with _ZLOCK:
+        z = _ZYGOTES.get(python)
+        if z is None or z.proc.poll() is not None:
+            z = _ZYGOTES[python] = _Zygote(python)
+        return z
+
+
+@atexit.register
+def _stop_zygotes() -> None:
+    for z in _ZYGOTES.values():
+        z.close()
+
+
 class _Worker:
     def __init__(self, cfg: SandboxConfig, slot: int, hide: list[str]):
         self.cfg = cfg
@@ -125,28 +200,23 @@ class _Worker:
                      for k in ("stdout", "stderr")}
         cmd_r, self.cmd_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
-        env = {"PATH": "/usr/bin:/bin", "HOME": self.workdir, "TMPDIR": self.workdir, "LANG": "C.UTF-8",
-               "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-        pkg_parent = str(Path(__file__).resolve().parent.parent)
-        boot = (f"import sys; sys.path.insert(0, {pkg_parent!r}); from autograder.worker import main; "
-                f"main({cmd_r}, {rep_w})")
-        self.proc = subprocess.Popen(
-            [cfg.python, "-I", "-c", boot], stdin=subprocess.DEVNULL, stdout=self.logs["stdout"],
-            stderr=self.logs["stderr"], env=env, cwd=self.workdir, pass_fds=(cmd_r, rep_w),
-            start_new_session=True)
-        os.close(cmd_r)
-        os.close(rep_w)
-        nproc = cfg.nproc if self.root else None
         stage = os.path.join(self.dir, "stage")
         os.mkdir(stage, 0o700)
         expose = [sys.prefix, sys.base_prefix, os.path.dirname(os.__file__)] + [
             p for p in sys.path if p and os.path.isdir(p)]
-        codec.send(self.cmd_w, {
-            "hide": hide if self.root else [], "expose": expose, "stage": stage, "netns": self.root, "workdir": self.workdir,
-            "uid": self.uid, "gid": self.uid,
-            "limits": {"cpu_seconds": cfg.cpu_seconds, "memory_bytes": cfg.memory_bytes,
-                       "file_bytes": cfg.file_bytes, "nproc": nproc}})
+        wcfg = {"hide": hide if self.root else [], "expose": expose, "stage": stage, "netns": self.root,
+                "workdir": self.workdir, "uid": self.uid, "gid": self.uid,
+                "env": {"HOME": self.workdir, "TMPDIR": self.workdir},
+                "limits": {"cpu_seconds": cfg.cpu_seconds, "memory_bytes": cfg.memory_bytes,
+                           "file_bytes": cfg.file_bytes,
+                           # root: per-uid count of this worker alone; otherwise the user's count grows
+                           "nproc": cfg.nproc if self.root else _user_tasks(os.getuid()) + cfg.nproc}}
+        self.returncode = None
+        try:
+            self.pid = _zygote(cfg.python).spawn(wcfg, [cmd_r, rep_w] + [f.fileno() for f in self.logs.values()])
+        finally:
+            os.close(cmd_r)
+            os.close(rep_w)
         try:
             ready = self.request(None, cfg.start_timeout)
         except StudentError as e:
@@ -181,24 +251,27 @@ class _Worker:
             raise StudentError("timeout", f"did not finish within {timeout:g} s") from None
         except (EOFError, BrokenPipeError, OSError):
             self.kill()
-            raise StudentError("crashed", f"the notebook's process died ({_signal_name(self.proc.returncode)})") from None
+            raise StudentError("crashed", f"the notebook's process died ({_signal_name(self.returncode)})") from None
         except codec.ProtocolError as e:
             self.kill()
             raise StudentError("crashed", f"the notebook's process sent a malformed reply ({e})") from None
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
+        if self.returncode is not None:
+            return
+        for how in (os.kill, os.killpg):
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                how(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
-        if self.uid is not None:  # processes that escaped the group: kill everything of the uid
-            for _ in range(3):  # `kill -9 -1` as the uid signals every process of that uid
+        if self.uid is not None:
+            for _ in range(100):  # `kill -9 -1` as the uid signals every process of that uid
                 subprocess.run([_KILL, "-9", "-1"], user=self.uid, group=self.uid, extra_groups=[], env={},
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.005)  # SIGKILL is delivered asynchronously
                 if not _uid_alive(self.uid):
                     break
-        self.proc.wait()
+        self.returncode = _zygote(self.cfg.python).status(self.pid)
 
     def tail(self) -> dict:
         out = {}

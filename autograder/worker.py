@@ -1,9 +1,10 @@
 """The sandboxed worker: the only process that runs student code.
 
-Started by :mod:`autograder.sandbox` as ``python -I -c ...`` with two pipe fds. Before any
-student code it (as root) unshares the mount and network namespaces, hides the grader's
-files behind empty tmpfs mounts, imports numpy/torch/flatlab, sets resource limits and
-drops to an unprivileged uid. Then it serves commands:
+:func:`zygote` is a fork server started by :mod:`autograder.sandbox` (``python -I -c``):
+it imports numpy/torch/flatlab once and forks one worker per request. Before any student
+code a worker (forked as root) unshares the mount and network namespaces, hides the
+grader's files behind empty tmpfs mounts, sets resource limits and drops to an
+unprivileged uid. Then it serves commands on its two pipes:
 
 - ``{"op": "exec", "index": i, "source": src}``: run one notebook cell in the student
   namespace; any exception (including ``SystemExit``) is reported, never fatal;
@@ -18,6 +19,7 @@ from __future__ import annotations
 import builtins
 import ctypes
 import importlib
+import json
 import linecache
 import os
 import resource
@@ -27,9 +29,10 @@ import traceback
 
 from autograder import codec
 
-__all__ = ["main"]
+__all__ = ["zygote"]
 
 _CLONE_NEWNS, _CLONE_NEWNET = 0x00020000, 0x40000000
+_PR_SET_CHILD_SUBREAPER = 36
 _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 
 
@@ -267,16 +270,12 @@ def _serve(cmd_fd: int, rep_fd: int, ns: dict) -> None:
         send(rep_fd, reply)
 
 
-def main(cmd_fd: int, rep_fd: int) -> None:
-    """Entry point: read the sandbox config, lock down, then serve commands."""
-    cfg = codec.recv(cmd_fd)
+def _child(cfg: dict, cmd_fd: int, rep_fd: int) -> None:
+    """In a freshly forked child: isolate, limit, drop privileges, then serve."""
+    os.environ.update(cfg.get("env", {}))
     prot = _isolate(cfg.get("hide", []), cfg.get("netns", True), cfg.get("expose", []), cfg.get("stage", ""))
-    import numpy  # noqa: F401  (trusted imports before any student code)
-    import torch
-    import flatlab  # noqa: F401
-    import flatlab.models  # noqa: F401
-    torch.set_num_threads(1)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     prot["limits"] = _limits(cfg["limits"])
     prot["uid"] = _drop(cfg.get("uid"), cfg.get("gid"))
     os.chdir(cfg["workdir"])
@@ -284,3 +283,85 @@ def main(cmd_fd: int, rep_fd: int) -> None:
     ns = {"__name__": "__main__", "__builtins__": builtins}
     codec.send(rep_fd, {"ready": True, "protections": prot})
     _serve(cmd_fd, rep_fd, ns)
+
+
+def _fork_worker(cfg: dict, fds: list[int]) -> int:
+    """Fork a worker with fds (command pipe, reply pipe, stdout log, stderr log)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        os.setsid()
+        cmd_fd, rep_fd, out_fd, err_fd = fds
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        keep = sorted({0, 1, 2, cmd_fd, rep_fd})
+        lo = 3
+        for fd in keep:
+            if fd >= lo:
+                os.closerange(lo, fd)
+                lo = fd + 1
+        os.closerange(lo, 65536)
+        _child(cfg, cmd_fd, rep_fd)
+    except BaseException:  # noqa: B036
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def zygote(sock_fd: int) -> None:
+    """A fork server: import numpy/torch/flatlab once, then fork one worker per request.
+
+    Requests on the UNIX socket: ``{"op": "spawn", "cfg": {...}}`` with four fds attached
+    (reply ``{"pid": n}``), ``{"op": "status", "pid": n}`` (waits for that worker, reply
+    ``{"status": waitpid status}``; the grader kills it first). The zygote stays
+    single-threaded so that its children may unshare their mount namespace.
+    """
+    import socket
+
+    import numpy  # noqa: F401  (trusted imports, shared by every worker through fork)
+    import torch
+    import flatlab  # noqa: F401
+    import flatlab.models  # noqa: F401
+    torch.set_num_threads(1)
+    # orphans of killed workers are re-parented here and reaped below (PID 1 may not reap)
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    sock = socket.socket(fileno=sock_fd)  # AF_UNIX SOCK_SEQPACKET: one recv = one request
+    statuses: dict[int, int] = {}
+    while True:
+        data, pending_fds, _, _ = socket.recv_fds(sock, 1 << 20, 8)
+        if not data:
+            return
+        msg = json.loads(data)
+        if msg["op"] == "spawn":
+            pid = _fork_worker(msg["cfg"], pending_fds)
+            for fd in pending_fds:
+                os.close(fd)
+            reply = {"pid": pid}
+        else:
+            pid = int(msg["pid"])
+            if pid not in statuses:
+                try:
+                    statuses[pid] = os.waitpid(pid, 0)[1]
+                except ChildProcessError:
+                    statuses[pid] = -1
+            reply = {"status": statuses.pop(pid)}
+        while True:  # reap any other finished workers
+            try:
+                done, st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if not done:
+                break
+            statuses[done] = st
+            if len(statuses) > 4096:
+                statuses.pop(next(iter(statuses)))
+        sock.send(json.dumps(reply).encode())

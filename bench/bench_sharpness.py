@@ -100,21 +100,28 @@ def reference_top_eigenvalue(model, X, y):
 
 
 # ----------------------------------------------------------------------------- measurement
-def measure(fn, repeats, ref):
-    """Run fn(run_index) -> (value, extra) `repeats` times: median time, median/max rel. error."""
-    fn(10_000)  # warm-up
-    times, errs, extras = [], [], []
+def measure_interleaved(methods, repeats):
+    """methods: {name: (fn(run_index) -> (value, extra), reference)}. The methods take turns in
+    every round, so a load change on the shared machine hits them alike. Returns per method the
+    median time (s), median and max relative error, and the extras."""
+    for fn, _ in methods.values():
+        fn(10_000)  # warm-up
+    times = {k: [] for k in methods}
+    errs = {k: [] for k in methods}
+    extras = {k: [] for k in methods}
     for r in range(repeats):
-        t0 = time.perf_counter()
-        value, extra = fn(r)
-        times.append(time.perf_counter() - t0)
-        errs.append(abs(value - ref) / abs(ref))
-        extras.append(extra)
-    return statistics.median(times), statistics.median(errs), max(errs), extras
+        for name, (fn, ref) in methods.items():
+            t0 = time.perf_counter()
+            value, extra = fn(r)
+            times[name].append(time.perf_counter() - t0)
+            errs[name].append(abs(value - ref) / abs(ref))
+            extras[name].append(extra)
+    return {k: (statistics.median(times[k]), statistics.median(errs[k]), max(errs[k]), extras[k]) for k in methods}
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--seed", type=int, default=0, help="seed of the data and the model")
     ap.add_argument("--repeats", type=int, default=20, help="timed runs per method")
     ap.add_argument("--d", type=int, default=30, help="input dimension")
@@ -148,47 +155,58 @@ def main(argv=None):
     ref_eig = reference_top_eigenvalue(model, X, y)
     print(f"reference trace {ref_trace:.15g} ({ref_name}); reference top eigenvalue {ref_eig:.15g}\n")
 
-    gen = lambda r: torch.Generator().manual_seed(1000 + r)  # noqa: E731
-    rows = []
-    R = args.repeats
-    base_tr = measure(lambda r: baseline_hutchinson(model, X, y, gen(r)), R, ref_trace)
-    rows.append(("trace", "baseline: Hutchinson, PyHessian defaults", base_tr, f"probes {min(base_tr[3])}-{max(base_tr[3])}"))
-    m = measure(lambda r: (hessian_trace(model, X, y, method="gauss_newton"), None), max(R, 200), ref_trace)
-    rows.append(("trace", "flatlab gauss_newton (closed form, exact here)", m, ""))
-    m = measure(lambda r: (float(2 * per_example_grad_sq_norms(model, X, method="autograd").mean()), None), R, ref_trace)
-    rows.append(("trace", "flatlab per-example grads (torch.func)", m, ""))
+    def gen(r):
+        return torch.Generator().manual_seed(1000 + r)
 
     def hutch(r):
         est = hessian_trace(model, X, y, method="hutchinson", n_probes=100, seed=r)
         return est.value, abs(est.value - ref_trace) / est.stderr
 
-    m = measure(hutch, max(3, R // 4), ref_trace)
-    rows.append(("trace", "flatlab hutchinson, 100 probes", m, f"|err|/stderr <= {max(m[3]):.1f}"))
-
-    base_ev = measure(lambda r: baseline_power(model, X, y, gen(r)), R, ref_eig)
-    rows.append(("top eig", "baseline: power iteration, tol 1e-3", base_ev, f"iters {min(base_ev[3])}-{max(base_ev[3])}"))
-    for method, tol in (("lanczos", 1e-8), ("lanczos", 1e-12), ("power", 1e-8)):
-        def run(r, method=method, tol=tol):
+    def eig(method, tol):
+        def run(r):
             res = top_eigenvalue(model, X, y, tol=tol, method=method, seed=r)
             return res.value, (res.converged, res.n_iter)
-        m = measure(run, R, ref_eig)
-        conv = all(c for c, _ in m[3])
-        rows.append(("top eig", f"flatlab {method}, tol {tol:g}", m,
-                     f"converged {conv}, HVPs {min(k for _, k in m[3])}-{max(k for _, k in m[3])}"))
+        return run, ref_eig
 
-    print(f"{'quantity':8} {'method':48} {'median ms':>10} {'med rel err':>12} {'max rel err':>12} {'speedup':>8}  notes")
-    for kind, name, (t, e_med, e_max, _), note in rows:
-        base = base_tr[0] if kind == "trace" else base_ev[0]
-        print(f"{kind:8} {name:48} {t * 1e3:10.3f} {e_med:12.1e} {e_max:12.1e} {base / t:7.1f}x  {note}")
+    B_TR, B_EV = "baseline: Hutchinson, PyHessian defaults", "baseline: power iteration, tol 1e-3"
+    CLOSED, LANCZOS = "flatlab gauss_newton (closed form, exact here)", "flatlab lanczos, tol 1e-08"
+    trace_methods = {
+        B_TR: (lambda r: baseline_hutchinson(model, X, y, gen(r)), ref_trace),
+        CLOSED: (lambda r: (hessian_trace(model, X, y, method="gauss_newton"), None), ref_trace),
+        "flatlab per-example grads (torch.func)":
+            (lambda r: (float(2 * per_example_grad_sq_norms(model, X, method="autograd").mean()), None), ref_trace),
+        "flatlab hutchinson, 100 probes": (hutch, ref_trace),
+    }
+    eig_methods = {B_EV: (lambda r: baseline_power(model, X, y, gen(r)), ref_eig)}
+    for method, tol in (("lanczos", 1e-8), ("lanczos", 1e-12), ("arpack", 1e-8), ("power", 1e-8)):
+        eig_methods[f"flatlab {method}, tol {tol:g}"] = eig(method, tol)
+    res = {**measure_interleaved(trace_methods, args.repeats), **measure_interleaved(eig_methods, args.repeats)}
 
-    closed = rows[1][2]
-    lanczos = rows[5][2]
+    def note(name, extras):
+        if name == B_TR:
+            return f"probes {min(extras)}-{max(extras)}"
+        if name == B_EV:
+            return f"iterations {min(extras)}-{max(extras)}"
+        if "hutchinson" in name:
+            return f"|err|/stderr <= {max(extras):.1f}"
+        if "tol" in name:
+            its = [k for _, k in extras]
+            return f"converged {all(c for c, _ in extras)}, HVPs {min(its)}-{max(its)}"
+        return ""
+
+    print(f"{'quantity':8} {'method':48} {'median ms':>10} {'med rel err':>12} {'max rel err':>12} "
+          f"{'speedup':>8}  notes")
+    for name, (t, e_med, e_max, extras) in res.items():
+        kind = "trace" if name in trace_methods else "top eig"
+        base = res[B_TR if kind == "trace" else B_EV][0]
+        print(f"{kind:8} {name:48} {t * 1e3:10.3f} {e_med:12.1e} {e_max:12.1e} {base / t:7.1f}x  {note(name, extras)}")
+
+    (tb, tc, tl, te) = (res[B_TR][0], res[CLOSED][0], res[LANCZOS][0], res[B_EV][0])
     print()
     print(f"target trace: closed form >= 100x faster than baseline at <= 1e-12 rel. error: "
-          f"{base_tr[0] / closed[0]:.0f}x at {closed[2]:.1e} -> {'PASS' if base_tr[0] / closed[0] >= 100 and closed[2] <= 1e-12 else 'FAIL'}")
+          f"{tb / tc:.0f}x at {res[CLOSED][2]:.1e} -> {'PASS' if tb / tc >= 100 and res[CLOSED][2] <= 1e-12 else 'FAIL'}")
     print(f"target top eigenvalue: lanczos tol 1e-8 no slower than baseline power (tol 1e-3): "
-          f"{base_ev[0] / lanczos[0]:.2f}x at {lanczos[2]:.1e} -> "
-          f"{'PASS' if lanczos[0] <= base_ev[0] and lanczos[2] <= 1e-8 else 'FAIL'}")
+          f"{te / tl:.2f}x at {res[LANCZOS][2]:.1e} -> {'PASS' if tl <= te and res[LANCZOS][2] <= 1e-8 else 'FAIL'}")
 
 
 if __name__ == "__main__":

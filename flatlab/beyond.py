@@ -48,6 +48,7 @@ __all__ = [
     "rescaling_demo",
     "beyond_checks",
     "run_beyond",
+    "write_beyond",
     "plot_beyond",
 ]
 
@@ -101,11 +102,11 @@ def get_beyond_config(preset: str = "quick") -> BeyondConfig:
             label_noise=LabelNoiseConfig(epochs=10_000, lr=0.01, sigma=0.5, anneal_epochs=500),
             rescale_epochs=4000, notes="longer schedules (1-SAM 5e4 epochs as in PROBES.md)")
     return BeyondConfig(
-        "smoke", width=100, n_test=2_000, gd_epochs=1_500, gd_log_every=100, sam_epochs=150, sam_log_every=15,
-        penalty=PenaltyConfig(fit_epochs=150, ramp_epochs=150, hold_epochs=300, anneal_epochs=300, log_every=50),
-        label_noise=LabelNoiseConfig(epochs=150, lr=0.01, sigma=0.5, anneal_epochs=30, log_every=15),
-        rescale_width=100, rescale_epochs=800, rescale_curve=(1.0, 10.0, 1000.0),
-        notes="smoke: width 100, short schedules (CI)")
+        "smoke", n_test=2_000, gd_epochs=1_000, gd_log_every=100, sam_epochs=300, sam_log_every=30,
+        penalty=PenaltyConfig(fit_epochs=200, ramp_epochs=200, hold_epochs=400, anneal_epochs=400, log_every=100),
+        label_noise=LabelNoiseConfig(epochs=100, lr=0.01, sigma=0.5, anneal_epochs=20, log_every=10),
+        rescale_width=100, rescale_epochs=600, rescale_curve=(1.0, 10.0, 1000.0),
+        notes="smoke: short schedules, 2,000 test points, Sim-LN width 100 (CI)")
 
 
 def _clean(x):
@@ -140,15 +141,15 @@ def _train(config: BeyondConfig, method: str, model, data, seed: int, progress: 
 
 def run_beyond_job(config: BeyondConfig, method: str, seed: int, progress: bool = False) -> dict:
     """Train one (method, seed) on the bias net; return its results.json record (deterministic
-    apart from ``seconds`` and ``history.time``, the wall clock)."""
+    apart from the clocks: ``seconds``, ``cpu_seconds`` (this process) and ``history.time``)."""
     from .diagnostics import diagnose
 
     if method not in BEYOND_METHODS:
         raise ValueError(f"method must be one of {BEYOND_METHODS}, got {method!r}")
     data, model = _data_and_model(config, seed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     hist = _train(config, method, model, data, seed, progress)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     h = {k: [int(v) if k == "epoch" else _clean(v) for v in vals] for k, vals in hist.to_dict().items()}
     last = max(h["epoch"][-1], 1)
     h["time"] = [round(seconds * e / last, 4) for e in h["epoch"]]  # wall seconds, assuming a steady pace
@@ -158,7 +159,7 @@ def run_beyond_job(config: BeyondConfig, method: str, seed: int, progress: bool 
     neurons = diag.pop("top_neurons")
     return {
         "arch": "bias", "method": method, "label": LABELS[method], "seed": seed,
-        "interrupted": bool(hist.interrupted), "seconds": round(seconds, 3),
+        "interrupted": bool(hist.interrupted), "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
         "final": {"epoch": h["epoch"][-1], **{k: h[k][-1] for k in ("train_loss", "test_acc", "trace")}},
         "peak": {"test_acc": h["test_acc"][peak], "epoch": h["epoch"][peak]},
         "diagnostics": diag, "neurons": neurons, "history": h,
@@ -234,6 +235,7 @@ def _summary(config: BeyondConfig, runs: list[dict]) -> dict:
                 "memorization_index": _stats([r["diagnostics"]["memorization_index"] for r in rs]),
                 "median_firing": _stats([r["diagnostics"]["median_firing"] for r in rs]),
                 "seconds": _stats([r["seconds"] for r in rs]),
+                "cpu_seconds": _stats([r["cpu_seconds"] for r in rs]),
             }
     out["trace_floor"] = bias_trace_floor(config.d)
     return out
@@ -275,3 +277,189 @@ def beyond_checks(results: dict) -> list[dict]:
     add("rescaling: test accuracy unchanged", [(r["test_acc"], r["after"]["test_acc"]) for r in resc],
         lambda p: p[0] == p[1])
     return out
+
+
+# ----------------------------------------------------------------------------- running
+def _worker_init() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    torch.set_num_threads(1)
+
+
+def _job(job):
+    kind, config, method, seed = job
+    t0 = time.perf_counter()
+    record = rescaling_demo(config, seed) if kind == "rescale" else run_beyond_job(config, method, seed)
+    return job[0], method, seed, record, time.perf_counter() - t0
+
+
+def _jobs(config: BeyondConfig, seeds) -> list[tuple]:
+    cost = {"gd_wd": config.gd_epochs * 1.0, "one_sam": config.sam_epochs * 0.5, "penalty": config.penalty.epochs * 3.0,
+            "label_noise": config.label_noise.epochs * 1.0}
+    jobs = [("run", config, m, s) for m in BEYOND_METHODS for s in seeds]
+    jobs.sort(key=lambda j: -cost[j[2]])  # longest first
+    return jobs + [("rescale", config, "rescale", s) for s in seeds]
+
+
+def run_beyond(preset: str = "quick", seeds=(0, 1, 2), out_dir="results", *, workers: int = 2,
+               progress: bool = True, figures: bool = True, log=print) -> dict:
+    """Run the comparison and the rescaling demonstration; write ``out_dir/beyond/results.json``.
+
+    Jobs (one per method and seed, plus one rescaling per seed) run in ``workers``
+    processes; every number is independent of the worker count. On Ctrl-C the finished
+    jobs are written with ``"interrupted": true`` and the others listed under ``"missing"``.
+    Returns the results dict (also written as JSON, with ``checks`` = :func:`beyond_checks`).
+    """
+    config = get_beyond_config(preset)
+    seeds = list(dict.fromkeys(seeds))
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    jobs = _jobs(config, seeds)
+    done: dict = {}
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), desc="beyond", unit="run", leave=False)
+
+    def report(kind, method, seed, record, secs):
+        done[(kind, method, seed)] = record
+        if kind == "run":
+            f = record["final"]
+            msg = (f"[beyond] {record['label']:<18} seed {seed}: test acc {f['test_acc']:.3f}, trace {f['trace']:.2f}, "
+                   f"memorization {record['diagnostics']['memorization_index']:.2f} ({secs:.0f} s)")
+        else:
+            msg = (f"[beyond] Sim-LN rescaling  seed {seed}: test acc {record['test_acc']:.3f}, S {record['trace']:.2f}"
+                   f" -> {record['after']['trace']:.6f} at c = {record['factor']:g} ({secs:.0f} s)")
+        (bar.write if bar else log)(msg)
+        if bar:
+            bar.update(1)
+
+    interrupted = False
+    try:
+        if workers == 1:
+            for job in jobs:
+                report(*_job(job))
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
+                for out in pool.imap_unordered(_job, jobs):
+                    report(*out)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar:
+            bar.close()
+    results = _assemble(config, seeds, done, interrupted, time.perf_counter() - t0)
+    write_beyond(results, out_dir, figures=figures)
+    return results
+
+
+def _assemble(config: BeyondConfig, seeds, done: dict, interrupted: bool, wall: float) -> dict:
+    from . import __version__
+
+    runs = [done[("run", m, s)] for m in BEYOND_METHODS for s in seeds if ("run", m, s) in done]
+    resc = [done[("rescale", "rescale", s)] for s in seeds if ("rescale", "rescale", s) in done]
+    missing = [{"method": m, "seed": s} for m in (*BEYOND_METHODS, "rescale") for s in seeds
+               if (("rescale" if m == "rescale" else "run"), m, s) not in done]
+    res = {
+        "scenario": "beyond", "preset": config.preset, "seeds": list(seeds), "config": config.to_dict(),
+        "flatlab_version": __version__,
+        "interrupted": bool(interrupted or missing or any(r["interrupted"] for r in runs)),
+        "missing": missing, "summary": _summary(config, runs), "runs": runs,
+        "rescaling": {"arch": "sim_ln", "factor": config.rescale_factor, "trace_floor": 2.0, "runs": resc},
+        "timing": {"wall_seconds": round(wall, 3),
+                   "run_seconds": {f"{r['method']}/seed{r['seed']}": r["seconds"] for r in runs}},
+    }
+    res["checks"] = beyond_checks(res)
+    return res
+
+
+def write_beyond(results: dict, out_dir, *, figures: bool = True) -> Path:
+    """Write ``out_dir/beyond/results.json`` atomically, then the figures next to it."""
+    from .experiments import write_json_atomic
+
+    folder = Path(out_dir) / "beyond"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_json_atomic(folder / "results.json", results)
+    if figures and (results["runs"] or results["rescaling"]["runs"]):
+        results["figures"] = [p.name for p in plot_beyond(results, folder)]
+        write_json_atomic(path, results)
+    return path
+
+
+# ----------------------------------------------------------------------------- figures
+def plot_beyond(results: dict, folder) -> list[Path]:
+    """Draw ``beyond_curves.png`` (test accuracy and trace vs epoch and vs wall time, per
+    method: mean over seeds with the min-max range; the floor 4·sqrt(d+1) dashed) and
+    ``beyond_rescaling.png`` (S - 2 and max |Δf| against c, test accuracy per seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    folder = Path(folder)
+    paths = []
+    floor = results["summary"]["trace_floor"]
+    methods = [m for m in BEYOND_METHODS if any(r["method"] == m for r in results["runs"])]
+    if methods:
+        fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+        for col, xkey, xlabel in ((0, "epoch", "epoch (log scale)"), (1, "time", "wall time (s, log scale)")):
+            for row, key in enumerate(("test_acc", "trace")):
+                ax = axes[row, col]
+                for m in methods:
+                    rs = [r for r in results["runs"] if r["method"] == m]
+                    k = min(len(r["history"]["epoch"]) for r in rs)
+                    x = np.array([r["history"][xkey][:k] for r in rs], dtype=float).mean(0)
+                    v = np.array([[np.nan if a is None else a for a in r["history"][key][:k]] for r in rs], dtype=float)
+                    x = np.maximum(x, x[1] / 2 if k > 1 else 1.0)  # epoch 0 shown at the left edge of a log axis
+                    ax.plot(x, np.nanmean(v, 0), color=COLORS[m], label=LABELS[m])
+                    ax.fill_between(x, np.nanmin(v, 0), np.nanmax(v, 0), color=COLORS[m], alpha=0.2, lw=0)
+                ax.set_xscale("log")
+                ax.set_xlabel(xlabel)
+                if key == "trace":
+                    ax.set_yscale("log")
+                    ax.axhline(floor, color="k", ls="--", lw=1, label=f"floor 4·sqrt(d+1) = {floor:.2f}")
+                    ax.set_ylabel("Tr ∇²L (Gauss-Newton)")
+                else:
+                    ax.set_ylim(0.4, 1.02)
+                    ax.set_ylabel("test accuracy")
+                ax.grid(alpha=0.3)
+        handles, labels = axes[1, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+        fig.suptitle(f"Bias net (scenario II): four sharpness minimizers, {len(results['seeds'])} seed(s), "
+                     f"preset {results['preset']} (mean, min-max shaded)")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        paths.append(folder / "beyond_curves.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    resc = results["rescaling"]["runs"]
+    if resc:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for r in resc:
+            c = np.array([p["c"] for p in r["curve"]])
+            axes[0].loglog(c, [p["trace"] - 2.0 for p in r["curve"]], "o-", label=f"seed {r['seed']}")
+            ch = [max(p["max_change_train"], p["max_change_test"], 1e-17) for p in r["curve"]]
+            axes[1].loglog(c, ch, "s-", label=f"seed {r['seed']}: test acc {r['test_acc']:.3f} for every c")
+        c = np.array([p["c"] for p in resc[0]["curve"]])
+        axes[0].loglog(c, (resc[0]["trace"] - 2.0) / c**2, "k:", label="(S(1) - 2)/c²")
+        axes[0].axhline(1e-3, color="gray", ls="--", lw=1, label="1e-3")
+        axes[0].set(xlabel="c: (W1, b1) <- c·(W1, b1)", ylabel="S - 2 (Sim-LN floor 2)",
+                    title="Sim-LN: sharpness falls to the floor")
+        axes[1].axhline(1e-12, color="gray", ls="--", lw=1, label="1e-12")
+        axes[1].set(xlabel="c", ylabel="max |f_c(x) - f(x)|", title="…while the function does not change")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths.append(folder / "beyond_rescaling.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths

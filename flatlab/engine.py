@@ -68,7 +68,7 @@ def _project(W1T, b1, has_bias, norm):
             b1[j] *= scale
 
 
-@njit(cache=True, fastmath=False, inline="always")
+@njit(cache=True, fastmath=False)
 def _dot(a, b):
     """Σ a_j b_j with 8 independent partial sums (not latency-bound; order fixed, no fastmath)."""
     m = a.shape[0]
@@ -109,7 +109,7 @@ def _backward(z, u, W2, r, N, ln, eps, gz):
     m = z.shape[0]
     if ln:
         su = r * _dot(W2, u)
-        through = N > eps  # ‖a‖ > ε: the gradient flows through the norm (N = ε: clamped, direct path only)
+        through = N > eps  # ‖a‖ > ε: gradient through the norm (N = ε: clamped, direct path only)
         for j in range(m):
             g = r * W2[j]
             ga = (g - su * u[j]) / N if through else g / eps

@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-from .data import as_generator, check_xy
+from .data import check_xy
 from .losses import get_loss
 
 __all__ = [
@@ -65,7 +65,8 @@ class SAM(torch.optim.Optimizer):
             raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
         if not callable(base_optimizer_cls):
             raise ValueError(
-                f"base_optimizer_cls must be an optimizer class such as torch.optim.SGD, got {base_optimizer_cls!r}"
+                "base_optimizer_cls must be an optimizer class such as torch.optim.SGD, "
+                f"got {base_optimizer_cls!r}"
             )
         if not isinstance(adaptive, bool):
             raise ValueError(f"adaptive must be a bool, got {adaptive!r}")
@@ -191,7 +192,8 @@ def project_first_layer(model: nn.Module, norm: float) -> nn.Module:
 
 def _check_rates(lr, rho, weight_decay):
     for name, value, lo in (("lr", lr, 0.0), ("rho", rho, 0.0), ("weight_decay", weight_decay, 0.0)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < lo:
+        bad = isinstance(value, bool) or not isinstance(value, (int, float))
+        if bad or not math.isfinite(value) or value < lo:
             raise ValueError(f"{name} must be a finite number >= {lo}, got {value!r}")
 
 

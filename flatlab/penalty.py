@@ -36,6 +36,7 @@ __all__ = [
     "sharpness_penalty_closed_form",
     "sharpness_penalty_generic",
     "per_example_grads",
+    "penalized_grads",
     "PenaltyConfig",
     "LabelNoiseConfig",
     "penalty_weight",
@@ -134,7 +135,8 @@ class PenaltyConfig:
     optimizer: str = "adam"  # "adam" (reaches the bound exactly) or "momentum" (heavy-ball GD)
     momentum: float = 0.9  # heavy-ball momentum (optimizer="momentum" only)
     weight_decay: float = 0.0  # L2 coefficient added to the objective's gradient
-    penalty_method: str = "auto"  # "auto" | "closed_form" | "generic" (see sharpness_penalty)
+    penalty_method: str = "auto"  # "auto": hand-written gradient (penalized_grads) for relu no_bias/bias
+    #                              with MSE, else autograd; "closed_form" | "generic": autograd through S
     loss: str = "mse"  # training loss L: "mse" or "logistic" (S is always the MSE Gauss-Newton trace)
     log_every: int = 100  # epochs between history records (epoch 0 and the last are always logged)
 
@@ -298,6 +300,36 @@ def _run(model, data, epochs, log_every, step, loss_fn, progress):
     return rec.history(interrupted)
 
 
+def penalized_grads(model: nn.Module, X: torch.Tensor, y: torch.Tensor, lam: float) -> dict:
+    """∇θ [mse(f(X), y) + lam·S(θ)] in closed form for relu ``no_bias`` / ``bias`` nets.
+
+    With pre = X W1ᵀ + b1, a = 1[pre > 0], h = relu(pre), r = 2(f - y)/n, q_i = ‖x_i‖² (+1 with bias):
+    G = r W2ᵀ ⊙ a + lam·(4/n)·h, ∇W1 = Gᵀ X, ∇b1 = Σ_i G_i, ∇W2 = hᵀ r + lam·(4/n)·W2 ⊙ (aᵀ q).
+    Returns a dict name -> tensor shaped like the parameter (no autograd graph).
+    """
+    _check_model_x(model, X)
+    check_xy(X, y)
+    arch = model.config.arch
+    if arch not in _CLOSED_FORM_ARCHS or model.config.activation != "relu":
+        raise ValueError(f"model must be a relu no_bias/bias net for penalized_grads, got {arch!r}/"
+                         f"{model.config.activation!r}")
+    n = X.shape[0]
+    with torch.no_grad():
+        W1, W2 = model.W1.detach(), model.W2.detach()
+        pre = X @ W1.T
+        if arch == "bias":
+            pre = pre + model.b1.detach()
+        a = (pre > 0).to(pre.dtype)
+        h = pre * a
+        r = (h @ W2 - y) * (2.0 / n)
+        q = X.pow(2).sum(1) + (1.0 if arch == "bias" else 0.0)
+        G = r[:, None] * W2 * a + (4.0 * lam / n) * h
+        out = {"W1": G.T @ X, "b1": G.sum(0), "W2": h.T @ r + (4.0 * lam / n) * W2 * (a.T @ q)}
+        if arch != "bias":
+            del out["b1"]
+    return out
+
+
 def train_penalty(model: nn.Module, data: Dataset, config: PenaltyConfig, *, progress: bool = False):
     """Full-batch GD (Adam or heavy-ball momentum) on L(θ) + λ(t)·S(θ); trains ``model`` in place.
 
@@ -315,8 +347,18 @@ def train_penalty(model: nn.Module, data: Dataset, config: PenaltyConfig, *, pro
     else:
         opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
 
+    fused = (config.penalty_method == "auto" and config.loss == "mse" and model.config.activation == "relu"
+             and model.config.arch in _CLOSED_FORM_ARCHS)
+
     def step(epoch: int) -> None:
         lam = penalty_weight(config, epoch)
+        if fused:  # hand-written gradient of the same objective: no autograd graph
+            with torch.no_grad():
+                grads = penalized_grads(model, X, y, lam)
+                for name, p in model.named_parameters():
+                    p.grad = grads[name] + config.weight_decay * p if config.weight_decay else grads[name]
+            opt.step()
+            return
         opt.zero_grad(set_to_none=True)
         obj = loss_fn(model(X), y)
         if lam > 0:

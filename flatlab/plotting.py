@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 
 __all__ = ["plot_results", "plot_curves", "curves_figure", "plot_neurons", "COLORS"]
 
@@ -81,6 +82,10 @@ def curves_figure(results: dict):
         ax.set_xscale("log")
         if logy:
             ax.set_yscale("log")
+        if key == "trace":  # plain numbers (22.27, 60, 100), not 2×10¹
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+            ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)

@@ -13,7 +13,10 @@ one_sam for sim_bn; relu, MSE, float64), which match the reference to 1e-10;
 
 Every ``log_every`` epochs (and at epoch 0 and at the end) the history records the
 training loss, the test accuracy on ``data.X_test`` and the Gauss-Newton trace
-``flatlab.sharpness.hessian_trace(..., method="gauss_newton")``.
+``flatlab.sharpness.hessian_trace(..., method="gauss_newton")``. One record costs about
+as much as 3,000-10,000 engine 1-SAM steps at width 500 with 10,000 test points (the test
+forward pass dominates; the Sim-LN/Sim-BN trace uses per-example gradients), so keep
+``log_every`` >= 100 epochs for engine runs (>= 1,000 for the paper's long schedules).
 
 Epoch orders come from ``torch.Generator().manual_seed(config.seed)``: one
 ``randperm(n)`` per epoch, the same for both backends.
@@ -40,6 +43,7 @@ BACKENDS = ("auto", "torch", "engine")
 _ENGINE_CHUNK_STEPS = 50_000  # kernel steps per call (~0.3 s): bounds the Ctrl-C latency
 _ENGINE_CHUNK_STEPS_BN = 300  # Sim-BN steps are O(m·n·d)
 _ENGINE_CHUNK_STEPS_GD = 300
+_TEST_CHUNK = 512  # rows of X_test per forward pass when logging
 
 
 def _number(value, name, *, minimum=0.0, strict=False):
@@ -87,7 +91,8 @@ class TrainConfig:
         phases = self.phases
         if isinstance(phases, Phase):
             phases = (phases,)
-        if not isinstance(phases, (tuple, list)) or not phases or not all(isinstance(p, Phase) for p in phases):
+        ok = isinstance(phases, (tuple, list)) and phases and all(isinstance(p, Phase) for p in phases)
+        if not ok:
             raise ValueError(f"phases must be a non-empty tuple of Phase, got {self.phases!r}")
         object.__setattr__(self, "phases", tuple(phases))
         object.__setattr__(self, "weight_decay", _number(self.weight_decay, "weight_decay"))
@@ -208,7 +213,9 @@ def _record(history: History, model, data, X, y, loss_fn, loss_name, epoch):
     with torch.no_grad():
         train_loss = float(loss_fn(model(X), y))
         Xt = data.X_test.to(X.dtype)
-        test_acc = accuracy(model(Xt), data.y_test.to(X.dtype))
+        # chunks of 512 rows keep the (rows, m) activations in cache: ~2-3x faster than one pass
+        f_test = torch.cat([model(Xt[i : i + _TEST_CHUNK]) for i in range(0, Xt.shape[0], _TEST_CHUNK)])
+        test_acc = accuracy(f_test, data.y_test.to(X.dtype))
     trace = float(hessian_trace(model, X, y, loss=loss_name, method="gauss_newton"))
     history.epoch.append(epoch)
     history.train_loss.append(train_loss)
@@ -275,7 +282,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, *, progress: boo
                 minibatch_epoch(model, X, y, phase.lr, rho, order, config.loss, batch_size=bs,
                                 weight_decay=config.weight_decay, project_norm=config.project_norm)
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(total=total, disable=not progress, unit="epoch", desc=f"{config.method}/{backend}")
     epoch = 0
@@ -293,8 +300,8 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, *, progress: boo
                     bar.update(k)
                     if epoch % config.log_every == 0 or epoch == total:
                         _record(history, model, data, X, y, loss_fn, config.loss, epoch)
-                        bar.set_postfix(loss=f"{history.train_loss[-1]:.3g}", acc=f"{history.test_acc[-1]:.3f}",
-                                        trace=f"{history.trace[-1]:.3g}")
+                        bar.set_postfix(loss=f"{history.train_loss[-1]:.3g}",
+                                        acc=f"{history.test_acc[-1]:.3f}", trace=f"{history.trace[-1]:.3g}")
                     if stop.flag:
                         raise KeyboardInterrupt
             _record(history, model, data, X, y, loss_fn, config.loss, epoch)

@@ -55,7 +55,7 @@ def test_sam_step_matches_two_step_reference(setup, adaptive):
     for _ in range(3):
         loss = opt.step(_closure(opt, model, X, y))
         theta_ref = _ref_sam_step(model, X, y, theta, 0.05, 0.1, adaptive)
-        assert float(loss) == pytest.approx(float(_loss_at(model, X, y)(theta)), rel=1e-12)
+        assert float(loss.detach()) == pytest.approx(float(_loss_at(model, X, y)(theta)), rel=1e-12)
         theta = theta_ref
         assert torch.allclose(flatten_params(model).detach(), theta, atol=1e-13, rtol=0)
 
@@ -91,7 +91,7 @@ def test_state_dict_round_trip_with_base_state(setup):
     opt = SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.05, momentum=0.9)
     for _ in range(3):
         opt.step(_closure(opt, model, X, y))
-    sd = opt.state_dict()
+    sd = copy.deepcopy(opt.state_dict())  # as if saved to disk: state_dict() returns live tensors
     assert len(sd["base_optimizer"]["state"]) == 3  # one momentum buffer per parameter
     twin = copy.deepcopy(model)
     opt2 = SAM(twin.parameters(), torch.optim.SGD, rho=0.5, lr=1.0, momentum=0.9)

@@ -10,6 +10,7 @@ from flatlab.models import flatten_params, functional_forward, make_model, unfla
 from flatlab.penalty import (
     LabelNoiseConfig,
     PenaltyConfig,
+    penalized_grads,
     penalty_weight,
     per_example_grads,
     sharpness_penalty,
@@ -77,6 +78,21 @@ def test_closed_form_gradient_matches_double_backprop(arch, activation):
     assert any(float(a.abs().max()) > 1e-3 for a in g_closed)  # the gradient is not trivially zero
 
 
+@pytest.mark.parametrize("arch", ["no_bias", "bias"])
+def test_penalized_grads_match_autograd(arch):
+    model, X, y = build(arch, seed=6)
+    lam = 0.37
+    obj = (model(X) - y).pow(2).mean() + lam * sharpness_penalty_closed_form(model, X)
+    want = torch.autograd.grad(obj, list(model.parameters()))
+    got = penalized_grads(model, X, y, lam)
+    assert list(got) == [name for name, _ in model.named_parameters()]
+    for g, w in zip(got.values(), want):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-13)
+    sim, _, _ = build("sim_ln")
+    with pytest.raises(ValueError, match="model"):
+        penalized_grads(sim, X, y, lam)
+
+
 @pytest.mark.parametrize("arch", ["bias", "sim_ln", "sim_bn"])
 def test_gradient_matches_finite_differences(arch):
     model, X, _ = build(arch, seed=5, activation="softplus" if arch == "bias" else "relu")
@@ -108,7 +124,7 @@ def test_S_equals_hessian_trace_at_interpolator():
             model.W1[k] = torch.tensor([s1 * r, s2 * r] + [0.0] * (d - 2))
             model.b1[k] = -r
             model.W2[k] = s1 * s2 / r
-    assert float((model(X) - y).abs().max()) < 1e-12
+    assert float((model(X) - y).abs().max().detach()) < 1e-12
     theta = flatten_params(model).detach()
     H = torch.func.hessian(lambda t: (functional_forward(model, t, X) - y).pow(2).mean())(theta)
     S = float(sharpness_penalty(model, X).detach())
@@ -180,12 +196,13 @@ def test_penalty_generic_path_and_determinism():
     data = make_dataset("xor", n=16, d=5, n_test=100, seed=3)
     cfg = PenaltyConfig(fit_epochs=20, ramp_epochs=20, hold_epochs=20, anneal_epochs=20, log_every=40)
     out = []
-    for method in ("closed_form", "generic", "closed_form"):
+    for method in ("closed_form", "generic", "closed_form", "auto"):
         model = make_model("bias", 5, 10, seed=4)
         h = train_penalty(model, data, dataclasses.replace(cfg, penalty_method=method))
         out.append((h.to_dict(), flatten_params(model).detach()))
     assert out[0][0] == out[2][0] and torch.equal(out[0][1], out[2][1])  # bitwise deterministic
-    torch.testing.assert_close(out[0][1], out[1][1], rtol=1e-9, atol=1e-10)  # same objective both ways
+    for other in (out[1], out[3]):  # same objective by double backprop and by the hand-written gradient
+        torch.testing.assert_close(out[0][1], other[1], rtol=1e-9, atol=1e-10)
     assert out[0][0]["epoch"] == [0, 40, 80]
 
 

@@ -1,0 +1,148 @@
+"""Build: the student notebook carries no solution, no hidden test and no marker; the
+bundle holds the registry; --check detects drift; malformed sources are rejected."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from agfixtures import FIXTURE, REPO
+
+from autograder.build import build_one, find_leaks, main as build_main
+from autograder.notebook import parse_source
+
+
+def test_student_notebook_has_no_solution_or_hidden_material(built):
+    root, nb, _ = built
+    text = (root / "assignments" / "hwfix.ipynb").read_text()
+    for bad in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN", "def test_", "assert_close", "x ** 2",
+                "(diff * diff).mean()", "p.numel() for p", "quadratically"):
+        assert bad not in text, bad
+    src = nbformat.read(str(FIXTURE), as_version=4)
+    assert find_leaks(text, src, parse_source(src)) == []
+    roles = [c.metadata.get("flatlab", {}).get("role") for c in nb.cells]
+    assert "hidden_test" not in roles and roles.count("task") == 3
+    assert all(c.get("outputs", []) == [] and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    task = next(c for c in nb.cells if c.metadata.get("flatlab", {}).get("id") == "hwfix.mse"
+                and c.metadata["flatlab"]["role"] == "task")
+    assert task.metadata == {"flatlab": {"role": "task", "id": "hwfix.mse"}}
+    assert '    # TODO: Task hwfix.mse\n    raise NotImplementedError("Task hwfix.mse: mean of the squared' in task.source
+    manual = next(c for c in nb.cells if c.metadata.get("flatlab", {}).get("role") == "manual")
+    assert "_Your answer here._" in manual.source and "Why does a squared loss" in manual.source
+    ns = {}
+    exec(compile(task.source, "stub", "exec"), ns)  # the stub is valid Python and fails loudly
+    with pytest.raises(NotImplementedError, match="Task hwfix.mse"):
+        ns["mse_loss"](1, 2)
+
+
+def test_bundle_registry(built):
+    root, _, bundles = built
+    path = bundles / "hwfix" / "bundle.json"
+    b = json.loads(path.read_text())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    assert [(t["id"], t["function"], t["points"]) for t in b["tasks"]] == [
+        ("hwfix.square", "square", 2.0), ("hwfix.mse", "mse_loss", 3.0), ("hwfix.nparams", "num_params", 2.0)]
+    assert b["tasks"][2]["forbid"] == ["flatlab.models.flatten_params"]
+    pts = {t["name"]: t["points"] for t in b["tests"]}
+    assert pts == {"test_square_array": 1, "test_square_tensor": 1, "test_mse_random": 2, "test_mse_zero": 1,
+                   "test_nparams_bias": 1, "test_nparams_sim_bn": 1}
+    assert b["manual"] == [{"id": "hwfix.reflect", "points": 2.0,
+                            "prompt": "**Question.** Why does a squared loss punish large errors more?"}]
+    assert b["setup"] == ["import numpy as np\nimport torch\nimport flatlab"]
+    assert "rng.normal" in b["hidden"][0]["source"]
+
+
+def test_build_is_deterministic_and_check_detects_drift(tmp_path):
+    (tmp_path / "solutions").mkdir()
+    shutil.copy(FIXTURE, tmp_path / "solutions" / "hwfix.ipynb")
+    args = ["--solutions", str(tmp_path / "solutions"), "--out", str(tmp_path / "asg"),
+            "--bundles", str(tmp_path / "b")]
+    assert build_main(args) == 0
+    first = (tmp_path / "asg" / "hwfix.ipynb").read_bytes()
+    bfirst = (tmp_path / "b" / "hwfix" / "bundle.json").read_bytes()
+    assert build_main(args) == 0
+    assert (tmp_path / "asg" / "hwfix.ipynb").read_bytes() == first
+    assert (tmp_path / "b" / "hwfix" / "bundle.json").read_bytes() == bfirst
+    assert build_main(args + ["--check"]) == 0
+    nb = nbformat.read(str(tmp_path / "asg" / "hwfix.ipynb"), as_version=4)
+    nb.cells[1].source += "\n# hand edit"
+    nbformat.write(nb, str(tmp_path / "asg" / "hwfix.ipynb"))
+    assert build_main(args + ["--check"]) == 1
+    (tmp_path / "asg" / "hwfix.ipynb").write_bytes(first)
+    (tmp_path / "asg" / "hw9.ipynb").write_bytes(first)  # no source: drift
+    assert build_main(args + ["--check"]) == 1
+
+
+def test_cli_runs_as_module(tmp_path):
+    (tmp_path / "solutions").mkdir()
+    shutil.copy(FIXTURE, tmp_path / "solutions" / "hwfix.ipynb")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.run([sys.executable, "-m", "autograder", "build", "--check"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "missing" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "autograder", "build"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and (tmp_path / "assignments" / "hwfix.ipynb").exists()
+    assert (tmp_path / "build" / "grading" / "hwfix" / "bundle.json").exists()
+    p = subprocess.run([sys.executable, "-m", "autograder", "frobnicate"], env=env, capture_output=True, text=True)
+    assert p.returncode == 2 and "unknown command" in p.stderr
+
+
+def _source():
+    return nbformat.read(str(FIXTURE), as_version=4)
+
+
+def _cell(nb, role, tid):
+    return next(c for c in nb.cells if c.metadata.get("flatlab", {}).get("role") == role
+                and c.metadata["flatlab"].get("id") == tid)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda nb: _cell(nb, "task", "hwfix.square").metadata["flatlab"].update(points=0), "points"),
+    (lambda nb: _cell(nb, "task", "hwfix.square").metadata["flatlab"].update(id="hw1.square"), "'id'"),
+    (lambda nb: _cell(nb, "task", "hwfix.square").metadata["flatlab"].update(function="cube"), "does not define"),
+    (lambda nb: _cell(nb, "task", "hwfix.square").metadata["flatlab"].pop("summary"), "summary"),
+    (lambda nb: setattr(_cell(nb, "task", "hwfix.square"), "source",
+                        _cell(nb, "task", "hwfix.square").source.replace("    ### END SOLUTION\n", "")), "no END"),
+    (lambda nb: setattr(_cell(nb, "hidden_test", "hwfix.square"), "source",
+                        "def test_x(student):\n    'doc'\n"), "(student, rng)"),
+    (lambda nb: setattr(_cell(nb, "hidden_test", "hwfix.square"), "source",
+                        "def test_x(student, rng):\n    pass\n"), "docstring"),
+    (lambda nb: setattr(_cell(nb, "hidden_test", "hwfix.mse"), "source",
+                        _cell(nb, "hidden_test", "hwfix.mse").source.replace(".points = 2", ".points = 5")), "sum to"),
+    (lambda nb: nb.cells[1].__setitem__("source", "x = 1\n### BEGIN SOLUTION\n### END SOLUTION"), "only allowed"),
+    (lambda nb: nb.metadata["flatlab"].update(assignment="HW 0"), "assignment"),
+    (lambda nb: _cell(nb, "task", "hwfix.square").metadata["flatlab"].update(forbid="flatlab.mse"), "forbid"),
+])
+def test_malformed_sources_are_rejected(mutate, message):
+    nb = _source()
+    mutate(nb)
+    with pytest.raises(ValueError, match=message if message.isidentifier() else None) as e:
+        parse_source(nb)
+    assert message in str(e.value)
+
+
+def test_leak_detector_catches_what_the_stubs_remove(built):
+    root, _, _ = built
+    src = _source()
+    asg = parse_source(src)
+    text = (root / "assignments" / "hwfix.ipynb").read_text()
+    nb = nbformat.reads(text, as_version=4)
+    nb.cells[1].source += "\n    return int(sum(p.numel() for p in model.parameters()))"
+    assert any("solution line" in x for x in find_leaks(nbformat.writes(nb), src, asg))
+    nb.cells[1].source += "\n### END SOLUTION\n"
+    assert "marker 'END SOLUTION'" in find_leaks(nbformat.writes(nb), src, asg)
+    nb.cells[1].source += "\n    model = flatlab.make_model(\"bias\", d, m, seed=int(rng.integers(2**31)))"
+    assert any("hidden-test line" in x for x in find_leaks(nbformat.writes(nb), src, asg))
+
+
+def test_file_name_must_match_the_assignment(tmp_path):
+    shutil.copy(FIXTURE, tmp_path / "hwother.ipynb")
+    with pytest.raises(ValueError, match="file name must match"):
+        build_one(tmp_path / "hwother.ipynb", None, None)
