@@ -230,30 +230,31 @@ def _run(fn, env, seed, task, name, forbid) -> tuple[bool, str]:
 
 
 def run_task_tests(env: dict, *, task: str, source: str, points: float, seed: int,
-                   shares: dict | None = None, forbid=()) -> float:
-    """Run every ``test_*`` of one task's hidden-test source; print feedback; return points earned.
+                   shares: dict, forbid=()) -> float:
+    """Run one task's hidden tests; print feedback; return the points earned.
 
-    ``shares`` maps test name to its points (defaults to an equal split of ``points``).
-    Failure feedback is the test's docstring, never its code.
+    ``source`` is the notebook's whole hidden-test code (all hidden cells, in order, run in
+    one namespace as the secure grader does: a cell may use helpers of another); ``shares``
+    maps the task's test names, in order, to their points. Failure feedback is the test's
+    docstring and error message, never its code.
     """
     ns = _load_tests(source, task)
-    tests = [(k, v) for k, v in ns.items() if k.startswith("test_") and callable(v)]
-    shares = shares or {k: points / len(tests) for k, _ in tests}
     seed = _seed(env, seed)
     earned, passed = 0.0, 0
-    for name, fn in tests:
+    for name, share in shares.items():
+        fn = ns[name]
         ok, err = _run(fn, env, seed, task, name, forbid)
         if ok:
-            earned, passed = earned + shares[name], passed + 1
+            earned, passed = earned + share, passed + 1
             print(f"{task} {name}: passed")
         else:
             doc = (fn.__doc__ or name).strip().splitlines()[0]
-            print(f"{task} {name}: FAILED ({shares[name]:g} points): {doc}\n    {err}")
-    return float(points) if passed == len(tests) else round(earned, 9)
+            print(f"{task} {name}: FAILED ({share:g} points): {doc}\n    {err}")
+    return float(points) if passed == len(shares) else round(earned, 9)
 
 
 def run_one_test(env: dict, *, task: str, test: str, source: str, seed: int, forbid=()) -> None:
-    """Run one hidden test; raise ``AssertionError`` with its docstring if it fails."""
+    """Run one hidden test (``source``: all hidden cells); raise ``AssertionError`` with its docstring if it fails."""
     ns = _load_tests(source, task)
     fn = ns[test]
     ok, err = _run(fn, env, _seed(env, seed), task, test, forbid)

@@ -96,8 +96,7 @@ def _with_todo(source: str, todo: str) -> str:
     return "\n".join(out)
 
 
-def _hidden_cell(task, sources: list[str], shares: dict, seed: int) -> str:
-    source = "\n\n".join(s.rstrip() for s in sources) + "\n"
+def _hidden_cell(task, source: str, shares: dict, seed: int) -> str:
     forbid = list(task.forbid)
     return "\n".join([
         f"# Autograder tests for {task.id} ({task.points:g} points). Hidden: they run when the",
@@ -119,9 +118,8 @@ def nbgrader_notebook(path: str | Path, *, seed: int = 0):
     tasks = {t.id: t for t in asg.tasks}
     manual = {q.id: q for q in asg.manual}
     points = asg.test_points()
-    hidden = {}
-    for tid, code in asg.hidden_sources:
-        hidden.setdefault(tid, []).append(code)
+    # all hidden cells run in one namespace (helpers are shared between cells), as in the grader
+    hidden = "\n\n".join(code.rstrip() for _, code in asg.hidden_sources) + "\n"
     nb = nbformat.v4.new_notebook()
     nb.metadata = copy.deepcopy(src.metadata)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -151,8 +149,8 @@ def nbgrader_notebook(path: str | Path, *, seed: int = 0):
             if grade_id(tid) in used:
                 continue  # all hidden cells of a task became one autograder cell
             t = tasks[tid]
-            shares = {name: p for (task_id, name), p in points.items() if task_id == tid}
-            new.source = _hidden_cell(t, hidden[tid], shares, seed)
+            shares = {x.name: points[(tid, x.name)] for x in asg.tests if x.task == tid}
+            new.source = _hidden_cell(t, hidden, shares, seed)
             new.metadata["nbgrader"] = _meta(grade_id(tid), grade=True, locked=True, points=t.points)
         elif role == "experiment":
             n_exp += 1

@@ -98,13 +98,13 @@ def otter_notebook(path: str | Path, *, seed: int = 0):
     tasks = {t.id: t for t in asg.tasks}
     manual = {q.id: q for q in asg.manual}
     shares = asg.test_points()
-    public, hidden = {}, {}
+    public = {}
     for cell in src.cells:
         m = cell_meta(cell)
         if cell.cell_type == "code" and m.get("role") == "public_test":
             public.setdefault(m["id"], []).append(cell.source)
-        elif cell.cell_type == "code" and m.get("role") == "hidden_test":
-            hidden.setdefault(m["id"], []).append(cell.source)
+    # all hidden cells run in one namespace (helpers are shared between cells), as in the grader
+    hidden = "\n\n".join(code.rstrip() for _, code in asg.hidden_sources) + "\n"
     config = {"name": asg.name, "init_cell": True, "check_all_cell": False, "export_cell": False,
               "generate": {"pdf": False}, "tests": {"files": False, "ok_format": False},
               "seed": {"variable": SEED_VARIABLE, "autograder_value": seed, "student_value": seed},
@@ -142,11 +142,10 @@ def otter_notebook(path: str | Path, *, seed: int = 0):
             for k, code in enumerate(public.get(tid, [])):
                 cells.append(nbformat.v4.new_code_cell(_public_case(tid, code).replace(
                     "def test_self_check(", f"def test_self_check{k + 1 if k else ''}(")))
-            source = "\n\n".join(s.rstrip() for s in hidden[tid]) + "\n"
             for j, x in enumerate(names):
                 # the last test takes the remainder, so float shares always sum to the total
                 pts = shares[(tid, x.name)] if j < len(names) - 1 else None
-                cells.append(nbformat.v4.new_code_cell(_hidden_case(t, x.name, x.doc, pts, source, seed)))
+                cells.append(nbformat.v4.new_code_cell(_hidden_case(t, x.name, x.doc, pts, hidden, seed)))
             cells += [_raw("# END TESTS"), _raw("# END QUESTION")]
         elif role == "experiment":
             todo = f"Task {tid} (uses your functions above)" if tid else "(uses your functions above)"

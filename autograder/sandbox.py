@@ -41,6 +41,20 @@ _UID_BASE = 2_000_000
 _KILL = shutil.which("kill", path="/usr/bin:/bin") or "/bin/kill"
 
 
+def _interpreter_paths() -> list[str]:
+    """What a worker must reach: the interpreter, the stdlib, site-packages and the
+    folders holding numpy/torch/flatlab. Never the grader's cwd or other sys.path entries."""
+    import site
+
+    import flatlab
+    import numpy
+    import torch
+    paths = [sys.prefix, sys.base_prefix, os.path.dirname(os.__file__), *site.getsitepackages()]
+    paths += [os.path.dirname(os.path.dirname(m.__file__)) for m in (numpy, torch)]
+    paths.append(os.path.dirname(flatlab.__file__))
+    return [p for p in paths if os.path.isdir(p)]
+
+
 def _user_tasks(uid: int) -> int:
     """Processes + threads running with this real uid (what RLIMIT_NPROC counts)."""
     n = 0
@@ -202,8 +216,7 @@ class _Worker:
         self.rep_r, rep_w = os.pipe()
         stage = os.path.join(self.dir, "stage")
         os.mkdir(stage, 0o700)
-        expose = [sys.prefix, sys.base_prefix, os.path.dirname(os.__file__)] + [
-            p for p in sys.path if p and os.path.isdir(p)]
+        expose = _interpreter_paths()
         wcfg = {"hide": hide if self.root else [], "expose": expose, "stage": stage, "netns": self.root,
                 "workdir": self.workdir, "uid": self.uid, "gid": self.uid,
                 "env": {"HOME": self.workdir, "TMPDIR": self.workdir},

@@ -123,13 +123,15 @@ def _summary(results: dict, out) -> bool:
     for name, res in results.items():
         print(f"== {name} ({res['preset']}) -> {out}/{name}/results.json"
               + (f", {', '.join(res.get('figures', []))}" if res.get("figures") else ""))
-        for method, s in res["summary"].items():
-            if not isinstance(s, dict):
-                print(f"   {method}: {s:.4f}")
-                continue
-            acc, tr = s["final_test_acc"], s["final_trace"]
-            print(f"   {s['label']:<18} test acc {_rng(acc)}  trace {_rng(tr, '.2f')}  "
-                  f"peak acc {_rng(s['peak_test_acc'])}")
+        summary = res["summary"]
+        for s in summary["methods"].values():
+            print(f"   {s['label']:<18} final test acc {_rng(s['final_test_acc'])}  trace "
+                  f"{_rng(s['final_trace'], '.2f')}  peak test acc {_rng(s['peak_test_acc'])}")
+        if "trace_floor" in summary:
+            print(f"   trace floor of interpolators: {summary['trace_floor']:.4f}")
+        for row in summary.get("neuron_table", []):
+            shares = ", ".join(f"{100 * (nr['share_x12'] or 0):.1f}%" for nr in row["neurons"])
+            print(f"   seed {row['seed']}: top-4 neurons' share of squared norm on x1, x2: {shares}")
         for c in res["checks"]:
             ok &= c["passed"]
             print(f"   [{'PASS' if c['passed'] else 'FAIL'}] {c['check']}")

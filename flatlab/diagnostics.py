@@ -43,7 +43,8 @@ _ARCHS = ("no_bias", "bias", "sim_bn", "sim_ln")
 def _check_model(model) -> None:
     arch = getattr(getattr(model, "config", None), "arch", None)
     if not isinstance(model, nn.Module) or arch not in _ARCHS:
-        raise ValueError(f"model must be a two-layer flatlab model with arch in {_ARCHS}, got {arch or type(model).__name__!r}")
+        got = arch or type(model).__name__
+        raise ValueError(f"model must be a two-layer flatlab model with arch in {_ARCHS}, got {got!r}")
 
 
 def _check_inputs(model, X) -> None:
@@ -65,7 +66,8 @@ def firing_counts(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def memorization_index(model: nn.Module, X: torch.Tensor, *, threshold: int = MEMORIZATION_THRESHOLD) -> float:
+def memorization_index(model: nn.Module, X: torch.Tensor, *,
+                       threshold: int = MEMORIZATION_THRESHOLD) -> float:
     """Share of Σ_i Σ_j |W2_j φ_j(x_i)| carried by neurons firing on ≤ ``threshold`` rows of X.
 
     X: the training inputs (n, d). Returns a float in [0, 1]; 0.0 if the net outputs 0
@@ -109,7 +111,8 @@ def column_norms(model: nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
-def neuron_table(model: nn.Module, k: int = 4, *, by: str = "product", X: torch.Tensor | None = None) -> list[dict]:
+def neuron_table(model: nn.Module, k: int = 4, *, by: str = "product",
+                 X: torch.Tensor | None = None) -> list[dict]:
     """The top-k neurons and how their first-layer weight splits between x1, x2 and the rest.
 
     by: ``"product"`` ranks by ‖W1_j‖·|W2_j| (times |γ_j| for sim_bn), ``"norm"`` by ‖W1_j‖.
@@ -147,7 +150,8 @@ def neuron_table(model: nn.Module, k: int = 4, *, by: str = "product", X: torch.
     return rows
 
 
-def diagnose(model: nn.Module, X: torch.Tensor, *, k: int = 4, threshold: int = MEMORIZATION_THRESHOLD) -> dict:
+def diagnose(model: nn.Module, X: torch.Tensor, *, k: int = 4,
+             threshold: int = MEMORIZATION_THRESHOLD) -> dict:
     """All diagnostics on training inputs X (n, d) as a JSON-ready dict.
 
     Keys: ``memorization_index``, ``median_firing``, ``x1x2_share``, ``n_active``

@@ -124,8 +124,8 @@ class PenaltyConfig:
     ``lam`` over ``ramp_epochs``, constant for ``hold_epochs``, then geometric decay by
     ``anneal_factor`` over ``anneal_epochs`` (λ_end = lam·anneal_factor)."""
 
-    lam: float = 0.01  # peak penalty weight λ; at a fit, L + λS trades output scale c: c ≈ 1 - λ·S/2,
-    #                  so λ·S_min/2 ≈ 0.11 here (λ = 0.1 collapses the bias net to f = 0)
+    lam: float = 0.01  # peak λ. Shrinking the output to c·y costs (1-c)² in L and saves ≈ λ·S·(1-c),
+    #                    so the held net fits c ≈ 1 - λ·S/2 ≈ 0.89 on the bias net; λ = 0.1 gives f = 0
     fit_epochs: int = 500  # λ = 0: fit the training data first (a penalty from step 0 freezes features)
     ramp_epochs: int = 500  # λ rises linearly 0 -> lam
     hold_epochs: int = 1000  # λ = lam: the sharpness is driven down while L stays small
@@ -139,6 +139,11 @@ class PenaltyConfig:
     #                              with MSE, else autograd; "closed_form" | "generic": autograd through S
     loss: str = "mse"  # training loss L: "mse" or "logistic" (S is always the MSE Gauss-Newton trace)
     log_every: int = 100  # epochs between history records (epoch 0 and the last are always logged)
+
+    @property
+    def method(self) -> str:
+        """The method id, so ``flatlab.training.train`` can dispatch on ``config.method``."""
+        return "penalty"
 
     @property
     def epochs(self) -> int:
@@ -161,6 +166,11 @@ class LabelNoiseConfig:
     seed: int = 0  # seeds the example order and the label noise
     log_every: int = 100  # epochs between history records (epoch 0 and the last are always logged)
     backend: str = "auto"  # "auto": compiled numba epoch for relu no_bias/bias in float64, else torch
+
+    @property
+    def method(self) -> str:
+        """The method id, so ``flatlab.training.train`` can dispatch on ``config.method``."""
+        return "label_noise"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -194,7 +204,8 @@ def _validate_penalty(config: PenaltyConfig) -> None:
     if not 0 <= config.momentum < 1:
         raise ValueError(f"config.momentum must be in [0, 1), got {config.momentum!r}")
     if config.penalty_method not in ("auto", "closed_form", "generic"):
-        raise ValueError(f"config.penalty_method must be auto/closed_form/generic, got {config.penalty_method!r}")
+        raise ValueError("config.penalty_method must be 'auto', 'closed_form' or 'generic', "
+                         f"got {config.penalty_method!r}")
     if config.loss not in ("mse", "logistic"):
         raise ValueError(f"config.loss must be 'mse' or 'logistic', got {config.loss!r}")
 
@@ -334,7 +345,9 @@ def train_penalty(model: nn.Module, data: Dataset, config: PenaltyConfig, *, pro
     """Full-batch GD (Adam or heavy-ball momentum) on L(θ) + λ(t)·S(θ); trains ``model`` in place.
 
     Deterministic (no randomness: full batch). Returns a ``flatlab.training.History``
-    logged every ``config.log_every`` epochs (trace = S, the Gauss-Newton trace).
+    logged every ``config.log_every`` epochs; its trace is S, the Gauss-Newton trace of the
+    MSE (= Tr ∇²L at interpolators of relu nets). While λ is held the net does not quite
+    interpolate (its output shrinks by ≈ λ·S/2), so S can sit below the interpolators' floor.
     On KeyboardInterrupt the current state is recorded and ``history.interrupted`` is set.
     """
     _validate_penalty(config)

@@ -10,15 +10,16 @@ the parameters; the model's weights, its train/eval mode and the global RNG are 
   ``"gauss_newton"`` (Σ_i ∂²L/∂f_i² ‖∇θ f(x_i)‖²; for MSE Lemma 4.1's (2/n)Σ‖∇θ f(x_i)‖², equal
   to the exact trace at interpolation, and everywhere for ReLU nets without normalization)
   or ``"hutchinson"`` (seeded Rademacher probes, with a standard error).
-- ``top_eigenvalue`` (Lanczos via ``scipy.sparse.linalg.eigsh`` or power iteration) and
-  ``hvp`` (Hessian-vector products).
+- ``top_eigenvalue`` (Lanczos, ARPACK's ``scipy.sparse.linalg.eigsh`` or power iteration, each
+  reporting whether it converged) and ``hvp`` (Hessian-vector products).
 - ``sam_sharpness`` / ``average_sharpness``: worst-case and average-case sharpness of
   Andriushchenko et al. (2023), full batch, L2 ball, MSE by default.
 - ``bias_trace_lower_bound``: 4·sqrt(d+1), the minimal trace of bias-net interpolators.
 
 For the two-layer ``no_bias`` / ``bias`` nets (relu or softplus) with ``mse`` or
-``logistic``, gradients of f and Hessian-vector products have closed forms from the
-activations (O(n·m·d), no autograd); other models use ``torch.func``.
+``logistic``, gradients of f, Hessian-vector products and the top Gauss-Newton eigenvector
+have closed forms from the activations (O(n·m·d), no autograd); other models use
+``torch.func``. The tests check every path against independent autograd Hessians.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 TRACE_METHODS = ("exact", "gauss_newton", "hutchinson")
+EIGEN_METHODS = ("lanczos", "arpack", "power")
 _F64 = torch.float64
 _LOGISTIC_Q = inspect.signature(logistic).parameters["smoothing"].default / 2  # label smoothing p/2
 
@@ -97,12 +99,10 @@ class EigenResult:
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_positive(value, name: str, *, integer: bool = False, allow_zero: bool = False) -> None:
+def _check_positive(value, name: str, *, integer: bool = False) -> None:
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    bad = isinstance(value, bool) or not ok_type or not math.isfinite(value)
-    if bad or value < 0 or (value == 0 and not allow_zero):
-        kind = "an int" if integer else "a finite number"
-        raise ValueError(f"{name} must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be {'an int' if integer else 'a finite number'} > 0, got {value!r}")
 
 
 class _Objective:
@@ -216,7 +216,8 @@ class _Objective:
         w = self.loss_derivatives(A @ W2)[1].clamp_min(0).sqrt()
         D1W2 = D1 * W2
         K = A @ A.T + (X @ X.T + float(bias)) * (D1W2 @ D1W2.T)
-        top = scipy.linalg.eigh((w[:, None] * K * w).numpy(), subset_by_index=[self.n - 1, self.n - 1])[1][:, 0]
+        last = [self.n - 1, self.n - 1]
+        top = scipy.linalg.eigh((w[:, None] * K * w).numpy(), subset_by_index=last)[1][:, 0]
         r = w * torch.from_numpy(top)
         parts = [(D1W2.T @ (r[:, None] * X)).reshape(-1)] + ([r @ D1W2] if bias else []) + [r @ A]
         return torch.cat(parts)
@@ -354,9 +355,6 @@ def hvp(model, X, y, v, *, loss="mse") -> torch.Tensor:
     return out.reshape(V.shape)
 
 
-EIGEN_METHODS = ("lanczos", "arpack", "power")
-
-
 def _converged(res: float, lam: float, tol: float) -> bool:
     """The relative residual test, with a floor at rounding level (1e-13)."""
     return res <= 2 * max(tol, 1e-13) * abs(lam)
@@ -405,9 +403,9 @@ def top_eigenvalue(model, X, y, *, loss="mse", tol: float = 1e-10, max_iter: int
     ``seed``; with ``warm_start`` (two-layer no_bias/bias nets, mse/logistic) the start is the
     closed-form top eigenvector of the Gauss-Newton part plus 1e-6 of that random vector, which
     is the answer at interpolation and close to it elsewhere. They stop after about ``max_iter``
-    products. The returned value is the Rayleigh
-    quotient of the final unit vector v, and ``converged`` is True only if its true residual
-    ‖Hv - λv‖ (from actual products, not a recurrence) is <= tol·|λ| (floored at 1e-13·|λ|).
+    products. The value is the Rayleigh quotient of the final unit vector v, and ``converged``
+    is True only if its true residual ‖Hv - λv‖ (from actual products, not a recurrence) is
+    <= tol·|λ| (floored at 1e-13·|λ|, rounding level).
     """
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
@@ -432,7 +430,7 @@ def top_eigenvalue(model, X, y, *, loss="mse", tol: float = 1e-10, max_iter: int
     ok = True
     if method == "power":
         lam, w = 0.0, Hv(v)
-        for _ in range(max_iter):
+        for _ in range(max_iter - 1):
             lam = float(v @ w)
             res = float((w - lam * v).norm())
             if _converged(res, lam, tol) or float(w.norm()) == 0.0:
@@ -449,20 +447,20 @@ def top_eigenvalue(model, X, y, *, loss="mse", tol: float = 1e-10, max_iter: int
         lam = float(u @ w)
         res = float((w - lam * u).norm())
         return EigenResult(lam, _converged(res, lam, tol), count[0], res)
-    else:
-        ncv = min(obj.p, 8)
-        def matvec(x):
-            return Hv(torch.from_numpy(np.asarray(x, dtype=np.float64).ravel())).numpy()
 
-        op = LinearOperator((obj.p, obj.p), dtype=np.float64, matvec=matvec)
-        try:
-            restarts = max(1, max_iter // ncv)
-            vecs = eigsh(op, k=1, which="LA", tol=tol, maxiter=restarts, ncv=ncv, v0=v.numpy())[1]
-        except ArpackNoConvergence as err:
-            ok, vecs = False, err.eigenvectors
-            if vecs.shape[1] == 0:
-                return EigenResult(float("nan"), False, count[0], float("nan"))
-        u = torch.from_numpy(np.ascontiguousarray(vecs[:, -1]))
+    def matvec(x):
+        return Hv(torch.from_numpy(np.asarray(x, dtype=np.float64).ravel())).numpy()
+
+    ncv = min(obj.p, 8)  # a small Krylov space: ARPACK tests convergence only after ncv products
+    op = LinearOperator((obj.p, obj.p), dtype=np.float64, matvec=matvec)
+    try:
+        restarts = max(1, max_iter // ncv)
+        vecs = eigsh(op, k=1, which="LA", tol=tol, maxiter=restarts, ncv=ncv, v0=v.numpy())[1]
+    except ArpackNoConvergence as err:
+        ok, vecs = False, err.eigenvectors
+        if vecs.shape[1] == 0:
+            return EigenResult(float("nan"), False, count[0], float("nan"))
+    u = torch.from_numpy(np.ascontiguousarray(vecs[:, -1]))
     u = u / u.norm()
     w = Hv(u)
     lam = float(u @ w)
@@ -503,16 +501,16 @@ def sam_sharpness(model, X, y, rho: float, *, steps: int = 1, loss="mse", adapti
         d0 = d0 / d0.norm()
     u = rho * d0
     best = float(obj.loss(obj.theta + c * u))
-    alpha = rho
+    alpha, d = rho, ascent_dir(u) if steps > 1 else None
     for _ in range(steps - 1):
-        d = ascent_dir(u)
         if d is None:
             break
         cand = u + alpha * d
-        cand = cand * min(1.0, rho / float(cand.norm()))
+        cand = cand * min(1.0, rho / max(float(cand.norm()), 1e-300))  # project on the ball
         val = float(obj.loss(obj.theta + c * cand))
         if val > best:
             u, best = cand, val
+            d = ascent_dir(u)
         else:
             alpha /= 2
     return best - L0

@@ -57,7 +57,8 @@ def test_generalizing_construction(xor, width):
 
 def hand_net():
     """A 3-neuron bias net on 6 points in d = 3, weights chosen so every quantity is known."""
-    X = torch.tensor([[1, 1, 1], [1, -1, 1], [-1, 1, -1], [-1, -1, 1], [1, 1, -1], [-1, -1, -1]], dtype=torch.float64)
+    X = torch.tensor([[1, 1, 1], [1, -1, 1], [-1, 1, -1], [-1, -1, 1], [1, 1, -1], [-1, -1, -1]],
+                     dtype=torch.float64)
     model = make_model("bias", 3, 3, seed=0)
     set_params(model, {
         "W1": torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]]),
@@ -103,15 +104,18 @@ def test_sim_archs_and_gamma():
 
 
 def test_invariances():
-    """Permuting neurons or training points and rescaling a neuron (W1_j, b1_j)·c, W2_j/c leave the indices unchanged."""
+    """Permuting neurons or training points, and rescaling a neuron (W1_j, b1_j)·c, W2_j/c,
+    leave the indices unchanged."""
     X, y = xor_parity(40, 6, seed=4)
     model = make_model("bias", 6, 20, seed=5)
     base = (memorization_index(model, X, threshold=10), median_firing(model, X), x1x2_share(model))
     perm = torch.randperm(20, generator=torch.Generator().manual_seed(0))
     p = {k: v.detach()[perm] for k, v in model.named_parameters()}
     permuted = set_params(make_model("bias", 6, 20, seed=0), p)
-    assert (memorization_index(permuted, X[torch.randperm(40, generator=torch.Generator().manual_seed(1))],
-                               threshold=10), median_firing(permuted, X), x1x2_share(permuted)) == pytest.approx(base)
+    X_perm = X[torch.randperm(40, generator=torch.Generator().manual_seed(1))]
+    got = (memorization_index(permuted, X_perm, threshold=10), median_firing(permuted, X),
+           x1x2_share(permuted))
+    assert got == pytest.approx(base)
     with torch.no_grad():
         model.W1[3] *= 5.0
         model.b1[3] *= 5.0

@@ -230,6 +230,21 @@ def test_top_eigenvalue_matches_eigvalsh(case, method):
     assert res.residual <= 2e-10 * abs(res.value) and 0 < res.n_iter <= 1000
 
 
+@pytest.mark.parametrize("case", ["no_bias", "bias", "softplus"])
+def test_warm_start_is_the_top_eigenvector_at_interpolation(case):
+    """At interpolation H is the Gauss-Newton matrix, whose top eigenvector the warm start computes
+    in closed form: one product confirms it. Away from it, both starts agree."""
+    model, X, y = build(case, m=12, n=8)
+    random_point = top_eigenvalue(model, X, y, tol=1e-10)
+    cold = top_eigenvalue(model, X, y, tol=1e-10, warm_start=False)
+    assert random_point.converged and cold.converged and rel(random_point.value, cold.value) < 1e-9
+    interpolate(model, X, y)
+    top = float(torch.linalg.eigvalsh(ref_hessian(model, X, y))[-1])
+    warm = top_eigenvalue(model, X, y, tol=1e-6)
+    assert warm.converged and warm.n_iter == 1 and rel(warm.value, top) < 1e-9
+    assert top_eigenvalue(model, X, y, tol=1e-6, warm_start=False).n_iter > 1
+
+
 @pytest.mark.parametrize("case", ["bias", "sim_bn", "softplus"])
 def test_power_iteration_matches_eigvalsh(case):
     model, X, y = build(case)

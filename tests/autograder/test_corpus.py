@@ -56,17 +56,16 @@ sys.stderr.write("\x1b[31mERROR: this is only noise\x1b[0m\n" * 50)
 '''
 
 MONKEY = r'''
-import builtins, numpy, torch, flatlab, flatlab.models
+import numpy, numpy.testing, torch, flatlab, flatlab.models
 numpy.allclose = lambda *a, **k: True
 numpy.isclose = lambda *a, **k: True
+numpy.array_equal = lambda *a, **k: True
 torch.allclose = lambda *a, **k: True
-builtins.abs = lambda x: 0
-builtins.isinstance = lambda *a: True
+torch.equal = lambda *a, **k: True
 flatlab.mse = lambda f, y: torch.tensor(0.0)
 flatlab.models.make_model = lambda *a, **k: None
 numpy.testing.assert_allclose = lambda *a, **k: None
 '''
-
 LIAR = '''
 class Liar:
     def __eq__(self, other):
@@ -83,6 +82,8 @@ class LiarTensor(torch.Tensor):
     def __eq__(self, other):
         return True
 '''
+BUILTINS = ("import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.float = lambda *a: 0.0\n"
+            "builtins.isinstance = lambda *a: True\nbuiltins.type = lambda *a: int\n")
 
 
 def corpus(tmp, bundles):
@@ -112,9 +113,11 @@ def corpus(tmp, bundles):
                    "hwfix.mse": M,
                    "hwfix.nparams": "def num_params(model):\n    import os\n    while True:\n        os.fork()\n"},
                   [], 3),
-        "monkey": ({"hwfix.square": "def square(x):\n    return Liar()\n",
+        "monkey": ({"hwfix.square": "def square(x):\n    return x * 0\n",
                     "hwfix.mse": "def mse_loss(f, y):\n    return torch.zeros(()).as_subclass(LiarTensor)\n",
-                    "hwfix.nparams": "def num_params(model):\n    return LiarInt(0)\n"}, [LIAR, MONKEY], 0),
+                    "hwfix.nparams": "def num_params(model):\n    return LiarInt(0)\n"}, [LIAR, MONKEY, BUILTINS], 0),
+        "liar": ({"hwfix.square": "def square(x):\n    return Liar()\n", "hwfix.mse": M,
+                  "hwfix.nparams": P}, [LIAR], 5),
         "files": (ALL, [attack], 7),
         "forbidden_dyn": ({**ALL, "hwfix.nparams": "def num_params(model):\n    f = getattr(flatlab.models, "
                            "'flatten' + '_params')\n    return int(f(model).numel())\n"}, [], 5),
@@ -227,9 +230,15 @@ def test_no_worker_process_survives(graded):
 
 
 def test_liars_and_monkeypatches_earn_nothing(graded):
-    k = _kinds(graded["results"]["monkey"])
-    assert set(k.values()) <= {"bad_return", "exception"}
-    assert "returned an object of type" in graded["results"]["monkey"]["tasks"][0]["tests"][0]["message"]
+    r = graded["results"]["monkey"]
+    k = _kinds(r)
+    assert r["score"] == 0 and "passed" not in k.values()
+    assert k["test_square_array"] in ("wrong", "exception", "bad_return")  # x * 0 never passes our check
+    # the numpy/torch/flatlab patches stayed in force (their cell ran fine); whatever the builtins
+    # patch did to the worker (error, crash, or nothing) was recorded, and grading went on
+    assert r["cells"][2]["status"] == "ok" and r["cells"][3]["status"] in ("ok", "error", "crashed")
+    liar = graded["results"]["liar"]["tasks"][0]["tests"][0]
+    assert liar["kind"] == "bad_return" and "returned an object of type __main__.Liar" in liar["message"]
 
 
 def test_files_of_the_grader_are_out_of_reach(graded):

@@ -176,10 +176,10 @@ def _fixture_env(wrong_body=None):
 def test_inkernel_runtime_scores_like_the_source():
     """The in-kernel shim: partial credit by test shares, the forbid list, the grader's rng."""
     asg = parse_source(FIXTURE)
-    src = {tid: code for tid, code in asg.hidden_sources}
+    src = "\n\n".join(code for _, code in asg.hidden_sources)
     shares = asg.test_points()
     mse_shares = {n: p for (t, n), p in shares.items() if t == "export_fix.mse"}
-    kw = dict(task="export_fix.mse", source=src["export_fix.mse"], points=2.0, seed=0,
+    kw = dict(task="export_fix.mse", source=src, points=2.0, seed=0,
               shares=mse_shares, forbid=["flatlab.losses.mse"])
     assert run_task_tests(_fixture_env(), **kw) == 2.0
     # sum instead of mean: wrong on random inputs, still zero when f == y
@@ -187,13 +187,32 @@ def test_inkernel_runtime_scores_like_the_source():
     # calling the forbidden reference fails every test of the task
     assert run_task_tests(_fixture_env("return mse(f, y)"), **kw) == 0.0
     run_one_test(_fixture_env(), task="export_fix.hidden", test="test_hidden_random",
-                 source=src["export_fix.hidden"], seed=3)
+                 source=src, seed=3)
     with pytest.raises(AssertionError, match="must equal flatlab.losses.mse"):
         run_one_test(_fixture_env("return 0"), task="export_fix.mse", test="test_mse_random",
-                     source=src["export_fix.mse"], seed=3)
+                     source=src, seed=3)
     from autograder.grade import _test_rng
     assert np.array_equal(export_rng(5, "hw0.a", "test_b").integers(1 << 30, size=4),
                           _test_rng(5, "hw0.a", "test_b").integers(1 << 30, size=4))
+
+
+def test_inkernel_grading_can_be_tampered_with():
+    """The documented weakness of in-kernel graders (course/exports.md): a submission that
+    patches the comparison helper in its own kernel gets full marks with a wrong answer."""
+    asg = parse_source(FIXTURE)
+    src = "\n\n".join(code for _, code in asg.hidden_sources)
+    shares = {n: p for (t, n), p in asg.test_points().items() if t == "export_fix.mse"}
+    env = _fixture_env("return f.sum() * 0 + 42.0")
+    kw = dict(task="export_fix.mse", source=src, points=2.0, seed=0, shares=shares)
+    assert run_task_tests(env, **kw) == 0.0
+    import autograder.grade
+
+    real = autograder.grade.assert_close
+    try:
+        exec("import autograder.grade\nautograder.grade.assert_close = lambda *a, **k: None", env)
+        assert run_task_tests(env, **kw) == 2.0
+    finally:
+        autograder.grade.assert_close = real
 
 
 # ----------------------------------------------------------------------------- end to end
