@@ -74,7 +74,8 @@ def _manual_stub(source: str) -> str:
 def student_notebook(nb, asg: Assignment):
     """The student copy of a parsed source notebook (a new ``nbformat`` node)."""
     out = nbformat.v4.new_notebook()
-    out.metadata = {k: copy.deepcopy(v) for k, v in nb.metadata.items() if k in ("kernelspec", "language_info")}
+    out.metadata = {k: copy.deepcopy(v) for k, v in nb.metadata.items()
+                    if k in ("kernelspec", "language_info")}
     out.metadata["flatlab"] = {"assignment": asg.name, "title": asg.title}
     summaries = {t.id: t.summary for t in asg.tasks}
     for i, cell in enumerate(nb.cells):

@@ -86,7 +86,8 @@ def encode(x, expected: str = "a number/array", _depth: int = 0):
 
 
 def _fail(x, expected):
-    raise EncodeError(f"returned an object of type {type(x).__module__}.{type(x).__qualname__}; expected {expected}")
+    name = f"{type(x).__module__}.{type(x).__qualname__}"
+    raise EncodeError(f"returned an object of type {name}; expected {expected}")
 
 
 def _decode_nd(v) -> np.ndarray:

@@ -70,6 +70,11 @@ def _summary(x, n: int = 4) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
+def _scalar(v) -> str:
+    v = complex(v)
+    return f"{v.real:.8g}" if v.imag == 0 else f"{v:.8g}"
+
+
 def assert_close(got, want, rtol: float = 1e-6, atol: float = 1e-8, name: str = "your result") -> None:
     """Assert ``|got - want| <= atol + rtol·|want|`` elementwise with matching shapes.
 
@@ -91,7 +96,7 @@ def assert_close(got, want, rtol: float = 1e-6, atol: float = 1e-8, name: str = 
         i = np.unravel_index(np.argmax(np.where(bad, err, -1)), err.shape) if err.ndim else ()
         at = f" at index {tuple(int(k) for k in i)}" if err.ndim else ""
         raise AssertionError(
-            f"{name} differs from the expected value{at}: got {complex(g64[i]).real if g.dtype.kind != 'c' else g64[i]:.8g}, "
+            f"{name} differs from the expected value{at}: got {_scalar(g64[i])}, "
             f"expected {float(w64[i]):.8g} (max abs error {float(err.max()):.3g}, "
             f"{int(bad.sum())} of {err.size} entries off; rtol={rtol:g}, atol={atol:g})")
 
@@ -163,7 +168,8 @@ def _asg(bundle: dict) -> Assignment:
                       tasks=[Task(t["id"], t["function"], t["points"], t["summary"], tuple(t["forbid"]))
                              for t in bundle["tasks"]],
                       manual=[Manual(q["id"], q["points"], q["prompt"]) for q in bundle["manual"]],
-                      tests=[HiddenTest(t["task"], t["name"], t["doc"], t["points"]) for t in bundle["tests"]])
+                      tests=[HiddenTest(t["task"], t["name"], t["doc"], t["points"])
+                             for t in bundle["tests"]])
 
 
 def _invalid(student: str, bundle: dict, why: str, seed: int) -> dict:
@@ -181,14 +187,16 @@ def _result(student, bundle, status, tasks, cells, logs, seed, note="", protecti
         "grader_version": GRADER_VERSION, "seed": seed, "status": status, "note": note,
         "score": score, "max_score": round(sum(t["points"] for t in bundle["tasks"]), 6),
         "tasks": tasks,
-        "manual": [{"id": q["id"], "points": q["points"], "status": "manual, ungraded"} for q in bundle["manual"]],
+        "manual": [{"id": q["id"], "points": q["points"], "status": "manual, ungraded"}
+                   for q in bundle["manual"]],
         "cells": [{"index": i, **c} for i, c in sorted(cells.items())],
         "log": logs, "sandbox": protections or {},
     }
 
 
 def grade_notebook(path: str | Path, bundle: dict, *, seed: int = 0, cfg: SandboxConfig | None = None,
-                   slot: int = 0, hide=(), student_budget: float = 1800.0, student: str | None = None) -> dict:
+                   slot: int = 0, hide=(), student_budget: float = 1800.0,
+                   student: str | None = None) -> dict:
     """Grade one submission; returns the results dict (see ``results/<student>.json``)."""
     cfg = cfg or SandboxConfig()
     path = Path(path)
@@ -257,8 +265,8 @@ def write_outputs(results: list[dict], out: Path) -> None:
     write_csv(results, out / "grades.csv")
 
 
-def grade_paths(paths: list[Path], bundle: dict, *, seed: int = 0, jobs: int = 1, cfg: SandboxConfig | None = None,
-                hide=(), progress=None) -> list[dict]:
+def grade_paths(paths: list[Path], bundle: dict, *, seed: int = 0, jobs: int = 1,
+                cfg: SandboxConfig | None = None, hide=(), progress=None) -> list[dict]:
     """Grade several submissions, ``jobs`` at a time (each job: one worker process)."""
     slots: queue.Queue = queue.Queue()
     for k in range(max(1, jobs)):
@@ -287,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
     p.add_argument("--seed", type=int, default=0, help="grading seed (fixes every hidden test's inputs)")
     p.add_argument("--out", default=None, help="output folder (default: graded/<assignment>)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per hidden test and per notebook cell")
-    p.add_argument("--memory-gb", type=float, default=3.0, help="address-space headroom of a worker above torch")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds per hidden test and per notebook cell")
+    p.add_argument("--memory-gb", type=float, default=3.0,
+                   help="address-space headroom of a worker above its size after importing torch")
     a = p.parse_args(argv)
     if not 1 <= a.jobs <= 64 or a.timeout <= 0 or a.memory_gb <= 0:
         p.error("--jobs must be in 1..64; --timeout and --memory-gb must be positive")

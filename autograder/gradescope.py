@@ -72,9 +72,9 @@ def results_json(r: dict, elapsed: float | None = None) -> dict:
                 out += f"\n\n{KIND_TEXT.get(t['kind'], t['kind'])}: {t['message']}".rstrip(": ")
                 if t.get("traceback"):
                     out += "\n\n" + t["traceback"]
-            tests.append({"name": f"{task['id']} / {t['name']}", "score": t["score"], "max_score": t["points"],
-                          "status": "passed" if t["passed"] else "failed", "output": out,
-                          "visibility": "visible"})
+            tests.append({"name": f"{task['id']} / {t['name']}", "score": t["score"],
+                          "max_score": t["points"], "status": "passed" if t["passed"] else "failed",
+                          "output": out, "visibility": "visible"})
     lines = [f"Autograded: {r['score']:g} / {r['max_score']:g} (status: {r['status']})"]
     if r.get("note"):
         lines.append(r["note"])

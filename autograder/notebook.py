@@ -218,7 +218,7 @@ def parse_source(nb) -> Assignment:
             if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
                 _fail(i, f"task {tid} needs a one-line 'summary'")
             forbid = m.get("forbid", [])
-            if not isinstance(forbid, list) or not all(isinstance(f, str) and f.count(".") >= 1 for f in forbid):
+            if not isinstance(forbid, list) or not all(isinstance(f, str) and "." in f for f in forbid):
                 _fail(i, f"task {tid} 'forbid' must be a list of dotted names, got {forbid!r}")
             asg.tasks.append(Task(tid, fn, _points(m, i), summary.strip(), tuple(forbid), i))
         elif role == "code":
@@ -240,7 +240,8 @@ def parse_source(nb) -> Assignment:
         if not tests:
             raise ValueError(f"task {task.id} has no hidden test")
         fixed = sum(t.points for t in tests if t.points is not None)
-        if fixed > task.points + 1e-9 or (fixed < task.points - 1e-9 and all(t.points is not None for t in tests)):
+        all_fixed = all(t.points is not None for t in tests)
+        if fixed > task.points + 1e-9 or (fixed < task.points - 1e-9 and all_fixed):
             raise ValueError(f"task {task.id}: explicit test points sum to {fixed}, task has {task.points}")
     return asg
 

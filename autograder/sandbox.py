@@ -119,11 +119,13 @@ def default_hide(extra=()) -> list[str]:
     lib = Path(flatlab.__file__).resolve().parent
     root = lib.parent
     if (root / "autograder").is_dir():  # a source checkout: hide everything but the library
-        out.update(str(p) for p in root.iterdir() if p.name not in (lib.name,) and not p.name.endswith(".egg-info"))
+        out.update(str(p) for p in root.iterdir() if p.name != lib.name and not p.name.endswith(".egg-info"))
     out.update(str(Path(p).resolve()) for p in extra if p and Path(p).exists())
-    tmp = Path(tempfile.gettempdir()).resolve()
-    return sorted(p for p in out if Path(p) != tmp and p not in ("/", "/usr", "/tmp") and not str(tmp).startswith(p + "/")
-                  and not sys.prefix.startswith(p + "/") and sys.prefix != p)
+    keep = [str(Path(tempfile.gettempdir()).resolve())]
+    keep += [str(Path(p).resolve()) for p in _interpreter_paths()]
+    # never cover the interpreter, its site-packages (a venv inside the checkout, as in CI) or tmp
+    return sorted(p for p in out if p not in ("/", "/usr")
+                  and not any(k == p or k.startswith(p + "/") for k in keep))
 
 
 def _signal_name(rc: int | None) -> str:
@@ -141,7 +143,8 @@ def _signal_name(rc: int | None) -> str:
 
 
 _ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+        "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 class _Zygote:
@@ -214,10 +217,8 @@ class _Worker:
                      for k in ("stdout", "stderr")}
         cmd_r, self.cmd_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
-        stage = os.path.join(self.dir, "stage")
-        os.mkdir(stage, 0o700)
         expose = _interpreter_paths()
-        wcfg = {"hide": hide if self.root else [], "expose": expose, "stage": stage, "netns": self.root,
+        wcfg = {"hide": hide if self.root else [], "expose": expose, "netns": self.root,
                 "workdir": self.workdir, "uid": self.uid, "gid": self.uid,
                 "env": {"HOME": self.workdir, "TMPDIR": self.workdir},
                 "limits": {"cpu_seconds": cfg.cpu_seconds, "memory_bytes": cfg.memory_bytes,
@@ -226,7 +227,8 @@ class _Worker:
                            "nproc": cfg.nproc if self.root else _user_tasks(os.getuid()) + cfg.nproc}}
         self.returncode = None
         try:
-            self.pid = _zygote(cfg.python).spawn(wcfg, [cmd_r, rep_w] + [f.fileno() for f in self.logs.values()])
+            fds = [cmd_r, rep_w] + [f.fileno() for f in self.logs.values()]
+            self.pid = _zygote(cfg.python).spawn(wcfg, fds)
         finally:
             os.close(cmd_r)
             os.close(rep_w)
@@ -264,7 +266,8 @@ class _Worker:
             raise StudentError("timeout", f"did not finish within {timeout:g} s") from None
         except (EOFError, BrokenPipeError, OSError):
             self.kill()
-            raise StudentError("crashed", f"the notebook's process died ({_signal_name(self.returncode)})") from None
+            why = _signal_name(self.returncode)
+            raise StudentError("crashed", f"the notebook's process died ({why})") from None
         except codec.ProtocolError as e:
             self.kill()
             raise StudentError("crashed", f"the notebook's process sent a malformed reply ({e})") from None

@@ -32,45 +32,61 @@ from autograder import codec
 __all__ = ["zygote"]
 
 _CLONE_NEWNS, _CLONE_NEWNET = 0x00020000, 0x40000000
-_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 36, 38
 _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 
 
-def _expose(libc, paths: list[str], stage: str) -> list[str]:
-    """Make ``paths`` (the interpreter, site-packages) reachable by an unprivileged uid.
+def _cover(libc, target: str, keep: list[str], mode: str) -> list[str]:
+    """Mount an empty tmpfs over ``target`` and bind the ``keep`` paths under it back in
+    (through O_PATH fds opened before covering). Returns the paths kept."""
+    inside = [k for k in keep if k.startswith(target + "/")]
+    fds = [(k, os.open(k, os.O_PATH)) for k in inside]
+    kept = []
+    try:
+        opts = f"size=1m,mode={mode}".encode()
+        if libc.mount(b"tmpfs", os.fsencode(target), b"tmpfs", _MS_NOSUID | _MS_NODEV, opts) != 0:
+            return kept
+        for k, fd in fds:
+            os.makedirs(k, mode=0o755, exist_ok=True)
+            src = f"/proc/self/fd/{fd}".encode()
+            if libc.mount(src, os.fsencode(k), None, _MS_BIND | _MS_REC, None) == 0:
+                kept.append(k)
+    finally:
+        for _, fd in fds:
+            os.close(fd)
+    return kept
 
-    When one lies under a folder others cannot enter (e.g. ``/root/.pyenv`` under a 0700
-    ``/root``), that folder is covered with an empty tmpfs (hiding the rest of it) and the
-    needed paths are bind-mounted back in.
+
+def _expose(libc, paths: list[str], workdir: str) -> list[str]:
+    """Keep only ``paths`` (interpreter, site-packages, flatlab) and ``workdir`` reachable in
+    the shared temp folders and in folders an unprivileged uid cannot enter.
+
+    ``/tmp``, ``/var/tmp`` and ``/dev/shm`` get a private empty tmpfs (no files of the
+    grader, of other students or of other users); a folder others cannot enter (e.g.
+    ``/root``, 0700, holding ``/root/.pyenv``) is covered too, with the needed paths
+    bind-mounted back in.
     """
     paths = sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
     paths = [p for p in paths if not any(p.startswith(q + "/") for q in paths)]
-    blocked: dict[str, list[str]] = {}
+    targets = {}
     for p in paths:
         parts = p.split("/")
         for k in range(2, len(parts) + 1):
             a = "/".join(parts[:k])
             if not os.stat(a).st_mode & 0o001:
-                blocked.setdefault(a, []).append(p)
+                targets[a] = "0755"
                 break
+    for shared in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(shared):
+            targets[os.path.realpath(shared)] = "1777"
+    keep = paths + [os.path.realpath(workdir)]
     done = []
-    for n, (a, ps) in enumerate(sorted(blocked.items())):
-        staged = []
-        for i, p in enumerate(ps):
-            s = os.path.join(stage, f"{n}_{i}")
-            os.mkdir(s, 0o700)
-            if libc.mount(os.fsencode(p), os.fsencode(s), None, _MS_BIND | _MS_REC, None) == 0:
-                staged.append((p, s))
-        if libc.mount(b"tmpfs", os.fsencode(a), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=64k,mode=0755") != 0:
-            continue
-        for p, s in staged:
-            os.makedirs(p, mode=0o755, exist_ok=True)
-            if libc.mount(os.fsencode(s), os.fsencode(p), None, _MS_BIND | _MS_REC, None) == 0:
-                done.append(p)
-    return done
+    for a in sorted(targets, key=len):  # outer folders first
+        done += _cover(libc, a, keep, targets[a])
+    return sorted(set(done))
 
 
-def _isolate(hide: list[str], netns: bool, expose: list[str] = (), stage: str = "") -> dict:
+def _isolate(hide: list[str], netns: bool, expose: list[str] = (), workdir: str = "") -> dict:
     """Unshare namespaces, keep the interpreter reachable and hide paths (root only)."""
     done = {"mount_ns": False, "net_ns": False, "hidden": [], "exposed": []}
     if os.geteuid() != 0:
@@ -83,8 +99,8 @@ def _isolate(hide: list[str], netns: bool, expose: list[str] = (), stage: str = 
     done["mount_ns"] = libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) == 0
     if not done["mount_ns"]:
         return done
-    if expose and stage:
-        done["exposed"] = _expose(libc, list(expose), stage)
+    if workdir:
+        done["exposed"] = _expose(libc, list(expose), workdir)
     for path in hide:
         p = os.fsencode(path)
         if os.path.isdir(path):
@@ -124,6 +140,7 @@ def _limits(cfg: dict) -> dict:
 def _drop(uid: int | None, gid: int | None) -> bool:
     if uid is None or os.geteuid() != 0:
         return False
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries stay inert
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
@@ -240,7 +257,8 @@ def _serve(cmd_fd: int, rep_fd: int, ns: dict) -> None:
             wires = _Tripwires(msg.get("forbid", []))
             if not callable(fn):
                 reply = {"ok": False, "kind": "missing", "type": "NameError",
-                         "message": f"function {msg['function']!r} is not defined in the notebook", "traceback": ""}
+                         "message": f"function {msg['function']!r} is not defined in the notebook",
+                         "traceback": ""}
             else:
                 try:
                     args = decode(msg["args"], tensors=True, models=True)
@@ -273,7 +291,7 @@ def _serve(cmd_fd: int, rep_fd: int, ns: dict) -> None:
 def _child(cfg: dict, cmd_fd: int, rep_fd: int) -> None:
     """In a freshly forked child: isolate, limit, drop privileges, then serve."""
     os.environ.update(cfg.get("env", {}))
-    prot = _isolate(cfg.get("hide", []), cfg.get("netns", True), cfg.get("expose", []), cfg.get("stage", ""))
+    prot = _isolate(cfg.get("hide", []), cfg.get("netns", True), cfg.get("expose", []), cfg["workdir"])
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     prot["limits"] = _limits(cfg["limits"])

@@ -182,7 +182,7 @@ def _rescaled(model, c: float):
 def rescaling_demo(config: BeyondConfig, seed: int) -> dict:
     """Sim-LN scale blindness: a plain-GD interpolator and its first layer times c.
 
-    Returns {seed, train_loss, test_acc, trace (S before), diagnostics, factor, after{...},
+    Returns {seed, interrupted, train_loss, test_acc, trace (S before), diagnostics, factor, after{...},
     curve[{c, trace, max_change_train, max_change_test, test_acc}]}; ``max_change_*`` is
     max |f_c(x) - f(x)| over the training / test inputs.
     """
@@ -210,7 +210,8 @@ def rescaling_demo(config: BeyondConfig, seed: int) -> dict:
     diag = diagnose(model, X)
     diag.pop("top_neurons")
     return {
-        "arch": "sim_ln", "seed": seed, "train_loss": float(mse(f_train, data.y_train)),
+        "arch": "sim_ln", "seed": seed, "interrupted": bool(hist.interrupted),
+        "train_loss": float(mse(f_train, data.y_train)),
         "test_acc": accuracy(f_test, data.y_test), "trace": float(sharpness_penalty(model, X).detach()),
         "diagnostics": diag, "history": hist.to_dict(), "factor": config.rescale_factor,
         "after": measure(config.rescale_factor), "curve": [measure(c) for c in config.rescale_curve],
@@ -354,7 +355,11 @@ def run_beyond(preset: str = "quick", seeds=(0, 1, 2), out_dir="results", *, wor
     try:
         if workers == 1:
             for job in jobs:
-                report(*_job(job))
+                out = _job(job)
+                report(*out)
+                if out[3]["interrupted"]:  # Ctrl-C inside a run: it returned early; stop here
+                    interrupted = True
+                    break
         else:
             import multiprocessing as mp
 
@@ -382,7 +387,7 @@ def _assemble(config: BeyondConfig, seeds, done: dict, interrupted: bool, wall: 
     res = {
         "scenario": "beyond", "preset": config.preset, "seeds": list(seeds), "config": config.to_dict(),
         "flatlab_version": __version__,
-        "interrupted": bool(interrupted or missing or any(r["interrupted"] for r in runs)),
+        "interrupted": bool(interrupted or missing or any(r["interrupted"] for r in runs + resc)),
         "missing": missing, "summary": _summary(config, runs), "runs": runs,
         "rescaling": {"arch": "sim_ln", "factor": config.rescale_factor, "trace_floor": 2.0, "runs": resc},
         "timing": {"wall_seconds": round(wall, 3),

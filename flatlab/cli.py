@@ -24,10 +24,10 @@ import time
 __all__ = ["main", "build_parser", "APPENDIX"]
 
 APPENDIX = {  # not yet available: listed in --help, rejected with a clear message
-    "fig5": "softplus activation (Fig. 5)",
-    "fig7": "ball data (Fig. 7)",
-    "fig8-10": "logistic loss (Figs. 8-10)",
-    "fig11": "3-layer bias net (Fig. 11)",
+    "fig5": "softplus activation, Fig. 5",
+    "fig7": "ball data, Fig. 7",
+    "fig8-10": "logistic loss, Figs. 8-10",
+    "fig11": "3-layer bias net, Fig. 11",
 }
 CONSTRUCTIONS = ("memorizing-bias", "generalizing-bias", "memorizing-sim-ln", "generalizing-sim-ln")
 
@@ -49,23 +49,33 @@ def _pos_int(text: str) -> int:
     return value
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except on the --quick/--paper/--smoke switches (they share one)."""
+
+    def _get_help_string(self, action):
+        if action.dest == "preset":
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .experiments import SCENARIOS
 
     parser = argparse.ArgumentParser(prog="flatlab", description="flatlab: flat minima and generalization "
                                      "(Wen, Li & Ma, NeurIPS 2023).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _Formatter
     rep = sub.add_parser(
         "reproduce", formatter_class=fmt, help="run a scenario of the paper and draw its figures",
         description="Run a scenario of the paper, write DIR/<scenario>/results.json and its figures. "
                     "Appendix figures not yet available: "
                     + "; ".join(f"{k} ({v})" for k, v in APPENDIX.items()) + ".")
     rep.add_argument("scenario", metavar="SCENARIO", choices=(*SCENARIOS, "all", *APPENDIX),
-                     help=f"one of {', '.join(SCENARIOS)}, all")
+                     help=f"one of {', '.join(SCENARIOS)}, all (appendix figures "
+                          f"{', '.join(APPENDIX)}: not yet available)")
     preset = rep.add_mutually_exclusive_group()
     preset.add_argument("--quick", dest="preset", action="store_const", const="quick",
-                        help="course schedules: 'all' in about 5 minutes on 2 cores (the default)")
+                        help="course schedules: 'all' in a few minutes on 2 cores (default preset)")
     preset.add_argument("--paper", dest="preset", action="store_const", const="paper",
                         help="the paper's Table 2 schedules (hours)")
     preset.add_argument("--smoke", dest="preset", action="store_const", const="smoke",
@@ -80,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
                      help="draw the PNG figures")
 
-    con = sub.add_parser("construct", formatter_class=fmt, help="build a flattest construction and measure it",
-                         description="Build a flattest solution (flatlab.constructions) on XOR data and print "
-                                     "its fit, Hessian trace and test accuracy.")
+    con = sub.add_parser(
+        "construct", formatter_class=fmt, help="build a flattest construction and measure it",
+        description="Build a flattest solution (flatlab.constructions) on XOR data and print "
+                    "its fit, Hessian trace and test accuracy.")
     con.add_argument("kind", choices=CONSTRUCTIONS, metavar="KIND", help=f"one of {', '.join(CONSTRUCTIONS)}")
     con.add_argument("--d", type=_pos_int, default=30, help="input dimension")
     con.add_argument("--n", type=_pos_int, default=100, help="training points")

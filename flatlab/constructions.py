@@ -107,7 +107,8 @@ def _check_width(width, needed: int) -> int:
 
 
 def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    bad = isinstance(value, bool) or not isinstance(value, (int, float))
+    if bad or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 
@@ -140,7 +141,8 @@ def _memorizer_directions(X: torch.Tensor, y: torch.Tensor, eps: float) -> tuple
     if (norms == 0).any():
         raise ValueError("X must not contain the zero vector (its direction x_i/‖x_i‖ is undefined)")
     if torch.unique(X, dim=0).shape[0] < n:
-        raise ValueError("X must not contain duplicate training points: one neuron cannot memorize two labels")
+        raise ValueError("X must not contain duplicate training points: "
+                         "one neuron cannot memorize two labels")
     w = X / norms[:, None]
     proj = (w * X).sum(1)  # w_i·x_i = ‖x_i‖
     gap = proj[:, None] - w @ X.T  # gap[i, j] = w_i·(x_i - x_j) > 0 for distinct points on a sphere
@@ -149,7 +151,8 @@ def _memorizer_directions(X: torch.Tensor, y: torch.Tensor, eps: float) -> tuple
     on_cube = bool(((X == 1) | (X == -1)).all())
     bound = min(margin, 2.0 / math.sqrt(d)) if on_cube else margin
     if not 0 < eps < bound:
-        where = f"2/sqrt(d) = {2 / math.sqrt(d):.4g} on the hypercube" if on_cube else f"the data margin {margin:.4g}"
+        where = (f"2/sqrt(d) = {2 / math.sqrt(d):.4g} on the hypercube" if on_cube
+                 else f"the data margin {margin:.4g}")
         raise ValueError(f"eps must be in (0, {where}) so that neuron i fires on x_i only, got {eps!r}")
     return w, proj
 
@@ -232,4 +235,5 @@ def generalizing_sim_ln(d: int, *, width: int | None = None, scale: float = 1.0,
     width = _check_width(width, 4)
     scale = _check_scale(scale)
     out = tuple(s1 * s2 for s1, s2 in _SIGNS)
-    return set_params(make_model("sim_ln", d, width, seed=0, dtype=dtype), _xor_params(d, width, scale, out, dtype))
+    model = make_model("sim_ln", d, width, seed=0, dtype=dtype)
+    return set_params(model, _xor_params(d, width, scale, out, dtype))

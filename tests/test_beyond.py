@@ -140,6 +140,31 @@ def test_checks_pass_and_fail():
     assert len(beyond_checks(_fake(1.0, 0.97, 22.5, 22.0, preset="smoke"))) == 4
 
 
+def test_interrupted_run_stops_and_writes(tmp_path, monkeypatch):
+    """A run that returns early (Ctrl-C) stops the sequential loop; the file lists what is missing."""
+    import flatlab.beyond as fb
+
+    calls = []
+
+    def fake_job(config, method, seed, progress=False):
+        calls.append(method)
+        h = {"epoch": [0, 5], "train_loss": [1.0, 0.5], "test_acc": [0.5, 0.6], "trace": [100.0, 90.0],
+             "time": [0.0, 1.0]}
+        return {"arch": "bias", "method": method, "label": fb.LABELS[method], "seed": seed,
+                "interrupted": True, "seconds": 1.0, "cpu_seconds": 1.0,
+                "final": {"epoch": 5, "train_loss": 0.5, "test_acc": 0.6, "trace": 90.0},
+                "peak": {"test_acc": 0.6, "epoch": 5},
+                "diagnostics": {"memorization_index": 0.0, "median_firing": 9.0}, "neurons": [], "history": h}
+
+    monkeypatch.setattr(fb, "run_beyond_job", fake_job)
+    res = run_beyond("smoke", seeds=[0], out_dir=tmp_path, workers=1, progress=False, figures=False,
+                     log=lambda *a: None)
+    assert len(calls) == 1 and res["interrupted"]
+    on_disk = json.loads((tmp_path / "beyond" / "results.json").read_text())
+    assert on_disk["interrupted"] and len(on_disk["runs"]) == 1
+    assert len(on_disk["missing"]) == len(BEYOND_METHODS)  # 3 other methods + the rescaling
+
+
 def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="preset"):
         get_beyond_config("fast")

@@ -172,3 +172,16 @@ def test_bad_input():
         C.generalizing_bias(30, r=-1.0)
     with pytest.raises(ValueError, match="scale"):
         C.generalizing_sim_ln(30, scale=1e-9)
+
+
+def test_library_sharpness_agrees_on_constructions():
+    """flatlab.sharpness (exact and Gauss-Newton) sees the same floors as the references above."""
+    from flatlab.sharpness import hessian_trace
+
+    X, y = distinct_cube(12, 6, 7)
+    bias_floor = C.bias_trace_floor(6)
+    cases = ((C.memorizing_bias(X, y), bias_floor), (C.generalizing_bias(6), bias_floor),
+             (C.memorizing_sim_ln(X, y), 2.0), (C.generalizing_sim_ln(6), 2.0))
+    for model, floor in cases:
+        for method in ("exact", "gauss_newton"):
+            assert hessian_trace(model, X, y, method=method) == pytest.approx(floor, rel=1e-9)

@@ -96,7 +96,7 @@ def test_sim_archs_and_gamma():
     for r in table:
         j = r["neuron"]
         assert r["gamma"] == j + 1.0
-        assert r["score"] == pytest.approx(float(bn.W1[j].norm() * bn.W2[j].abs() * bn.gamma[j]))
+        assert r["score"] == pytest.approx(float((bn.W1[j].norm() * bn.W2[j].abs() * bn.gamma[j]).detach()))
     ln = make_model("sim_ln", 5, 6, seed=3)
     d = diagnose(ln, X, k=3)
     assert 0.0 <= d["memorization_index"] <= 1.0 and len(d["top_neurons"]) == 3

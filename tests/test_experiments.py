@@ -66,7 +66,8 @@ def test_neuron_table_on_constructions():
 def _fake_results(scenario, finals, preset="quick"):
     runs = []
     for method, seed, acc, trace, peak in finals:
-        runs.append({"method": method, "seed": seed, "final": {"test_acc": acc, "trace": trace, "train_loss": 1e-3},
+        runs.append({"method": method, "seed": seed,
+                     "final": {"test_acc": acc, "trace": trace, "train_loss": 1e-3},
                      "peak": {"test_acc": peak, "epoch": 10}, "neurons": [{"share_x12": 0.95}] * 4})
     return {"scenario": scenario, "preset": preset, "runs": runs,
             "summary": {"trace_floor": C.bias_trace_floor(30)}}
@@ -79,7 +80,8 @@ def test_check_directions_pass_and_fail():
     failed = [c["check"] for c in E.check_directions(bad) if not c["passed"]]
     assert any("trace within" in f for f in failed) and any("0.2 below" in f for f in failed)
     assert any("declines" in f for f in failed)
-    s3 = _fake_results("scenario3", [("one_sam", 0, 0.95, 2.1, 0.95), ("one_sam_projected", 0, 0.92, 2.5, 0.93)])
+    s3 = _fake_results("scenario3", [("one_sam", 0, 0.95, 2.1, 0.95),
+                                     ("one_sam_projected", 0, 0.92, 2.5, 0.93)])
     assert [c["passed"] for c in E.check_directions(s3)] == [True, False]
 
 
@@ -106,6 +108,7 @@ def _runs(res):
     return json.dumps(res["runs"], sort_keys=True)
 
 
+@pytest.mark.slow
 def test_runner_is_deterministic_across_workers(tmp_path):
     a = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path / "a", progress=False,
                        workers=1, figures=False, log=lambda *_: None)

@@ -213,6 +213,26 @@ def test_penalty_generic_path_and_determinism():
     assert out[0][0]["epoch"] == [0, 40, 80]
 
 
+def test_penalty_keyboard_interrupt_returns_history(monkeypatch):
+    import flatlab.penalty as fp
+
+    data = make_dataset("xor", n=12, d=4, n_test=50, seed=0)
+    model = make_model("bias", 4, 6, seed=0)
+    real, count = fp.penalized_grads, [0]
+
+    def flaky(*args):
+        count[0] += 1
+        if count[0] == 8:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(fp, "penalized_grads", flaky)
+    h = train_penalty(model, data, PenaltyConfig(fit_epochs=20, ramp_epochs=0, hold_epochs=0, anneal_epochs=0,
+                                                 log_every=5))
+    assert h.interrupted and h.epoch == [0, 5, 7]  # the state after the 7 finished epochs is the last entry
+    assert h.trace[-1] == pytest.approx(float(sharpness_penalty(model, data.X_train).detach()))
+
+
 def test_penalty_runs_on_sim_ln():
     data = make_dataset("xor", n=16, d=5, n_test=100, seed=5)
     model = make_model("sim_ln", 5, 12, seed=6)

@@ -135,7 +135,7 @@ def test_mlp_forward_bias(student, rng):
     n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(1, 40))
     model = flatlab.make_model("bias", d, m, seed=int(rng.integers(2**31)))
     X = torch.as_tensor(rng.normal(size=(n, d)))
-    p = {k: v.detach() for k, v in model.named_parameters()}
+    p = dict((k, v.detach()) for k, v in model.named_parameters())
     assert_close(student.mlp_forward(p["W1"], p["b1"], p["W2"], X), model(X).detach(), rtol=1e-10, atol=1e-12)
 
 
@@ -182,7 +182,7 @@ def _sim_bn_case(rng, eps=1e-6):
 def test_sim_bn_forward_test_points(student, rng):
     """sim_bn_forward must normalize with the statistic of X_ref (the training inputs), not of X, and match flatlab's 'sim_bn' network on new inputs."""
     model, Xtr, Xte = _sim_bn_case(rng)
-    p = {k: v.detach() for k, v in model.named_parameters()}
+    p = dict((k, v.detach()) for k, v in model.named_parameters())
     got = student.sim_bn_forward(p["W1"], p["b1"], p["gamma"], p["W2"], Xte, Xtr, 1e-6)
     assert_close(got, model(Xte).detach(), rtol=1e-9, atol=1e-12)
 
@@ -192,7 +192,7 @@ def test_sim_bn_forward_dead_neurons(student, rng):
     model, Xtr, Xte = _sim_bn_case(rng, eps=1e-3)
     with torch.no_grad():
         model.b1[: max(1, model.config.width // 2)] = -100.0
-    p = {k: v.detach() for k, v in model.named_parameters()}
+    p = dict((k, v.detach()) for k, v in model.named_parameters())
     got = student.sim_bn_forward(p["W1"], p["b1"], p["gamma"], p["W2"], Xtr, Xtr, 1e-3)
     assert np.all(np.isfinite(got))
     assert_close(got, model(Xtr).detach(), rtol=1e-9, atol=1e-12)
@@ -217,7 +217,7 @@ def test_sim_ln_forward_matches(student, rng):
     n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(1, 40))
     model = flatlab.make_model("sim_ln", d, m, seed=int(rng.integers(2**31)), init_scale=float(rng.uniform(0.01, 3)))
     X = torch.as_tensor(rng.choice([-1.0, 1.0], size=(n, d)))
-    p = {k: v.detach() for k, v in model.named_parameters()}
+    p = dict((k, v.detach()) for k, v in model.named_parameters())
     assert_close(student.sim_ln_forward(p["W1"], p["b1"], p["W2"], X, 1e-6), model(X).detach(), rtol=1e-9, atol=1e-12)
 
 
@@ -229,7 +229,7 @@ def test_sim_ln_forward_dead_input(student, rng):
         model.b1.fill_(-1.0)
     X = torch.as_tensor(rng.normal(scale=3.0, size=(6, d)))
     X[0] = 0.0  # every pre-activation is -1 here
-    p = {k: v.detach() for k, v in model.named_parameters()}
+    p = dict((k, v.detach()) for k, v in model.named_parameters())
     got = np.asarray(student.sim_ln_forward(p["W1"], p["b1"], p["W2"], X, 1e-4), dtype=float)
     want = model(X).detach().numpy()
     assert np.all(np.isfinite(got)) and abs(got[0]) < 1e-12

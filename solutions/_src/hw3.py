@@ -138,7 +138,8 @@ def test_trace_floor_value(student, rng):
     """trace_floor must return (4/n) sum_i ||x_i|| sum_j |W2_j| relu(w_j . x_i)."""
     model, X, y = _no_bias_case(rng)
     X = X * torch.as_tensor(rng.uniform(0.5, 2.0, size=(X.shape[0], 1)))
-    W1, W2 = model.W1.detach(), model.W2.detach()
+    W1 = model.W1.detach()
+    W2 = model.W2.detach()
     want = float(4.0 * (X.norm(dim=1) * (torch.relu(X @ W1.T) @ W2.abs())).mean())
     got = student.trace_floor(W1, W2, X)
     assert_close(got, want, rtol=1e-9)

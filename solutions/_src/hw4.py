@@ -109,8 +109,8 @@ print("hw4.memorizing: OK")
 # %% {"role": "hidden_test", "id": "hw4.memorizing"}
 def _net(params):
     params = {k: torch.as_tensor(np.asarray(v, dtype=float)) for k, v in params.items()}
-    m, d = params["W1"].shape
-    return flatlab.models.set_params(flatlab.make_model("bias", d, m, seed=0), params)
+    width, dim = params["W1"].shape
+    return flatlab.models.set_params(flatlab.make_model("bias", dim, width, seed=0), params)
 
 
 def test_memorizing_matches_theorem(student, rng):
@@ -239,7 +239,7 @@ def test_memorization_index_trained_like(student, rng):
         model.b1.add_(torch.as_tensor(rng.uniform(-3.0, 0.5, size=m)))
     X, _ = flatlab.xor_parity(n, d, seed=int(rng.integers(2**31)))
     thr = int(rng.integers(1, 6))
-    p = {k: v.detach() for k, v in model.named_parameters()}
+    p = dict((k, v.detach()) for k, v in model.named_parameters())
     got = student.memorization_index(p["W1"], p["b1"], p["W2"], X, thr)
     assert_close(got, flatlab.diagnostics.memorization_index(model, X, threshold=thr), rtol=1e-9, atol=1e-12)
 
@@ -253,9 +253,9 @@ def test_memorization_index_constructions(student, rng):
     mem = flatlab.constructions.memorizing_bias(X, y, eps=0.3 / np.sqrt(d))
     gen = flatlab.constructions.generalizing_bias(d, width=6)
     for model, want in ((mem, 1.0), (gen, 0.0)):
-        p = {k: v.detach() for k, v in model.named_parameters()}
+        p = dict((k, v.detach()) for k, v in model.named_parameters())
         assert_close(student.memorization_index(p["W1"], p["b1"], p["W2"], X, 3), want, atol=1e-12)
-    p = {k: v.detach() for k, v in gen.named_parameters()}
+    p = dict((k, v.detach()) for k, v in gen.named_parameters())
     assert student.memorization_index(p["W1"], -10 * torch.ones_like(p["b1"]), p["W2"], X, 3) == 0.0
 
 # %% {"role": "hidden_test", "id": "hw4.x1x2_share"}

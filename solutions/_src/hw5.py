@@ -99,7 +99,7 @@ def test_grad_parts_random(student, rng):
     """sim_ln_grad_parts must match autograd's per-example gradient norms of the W2 block and of the (W1, b1) block."""
     model, X, _ = _ln_case(rng)
     X = X * torch.as_tensor(rng.uniform(0.5, 2.0, size=(X.shape[0], 1)))
-    p = {k: v.detach() for k, v in model.named_parameters()}
+    p = dict((k, v.detach()) for k, v in model.named_parameters())
     got = student.sim_ln_grad_parts(p["W1"], p["b1"], p["W2"], X, 1e-6)
     assert_close(np.asarray(got, dtype=float), _autograd_parts(model, X), rtol=1e-8, atol=1e-12)
 
@@ -110,7 +110,7 @@ def test_grad_parts_eps_branch(student, rng):
     with torch.no_grad():
         model.W1.mul_(0.01)
         model.b1.copy_(torch.as_tensor(rng.uniform(0.001, 0.01, size=model.config.width)))
-    p = {k: v.detach() for k, v in model.named_parameters()}
+    p = dict((k, v.detach()) for k, v in model.named_parameters())
     got = student.sim_ln_grad_parts(p["W1"], p["b1"], p["W2"], X, 0.5)
     assert_close(np.asarray(got, dtype=float), _autograd_parts(model, X), rtol=1e-8, atol=1e-12)
 
@@ -146,10 +146,10 @@ def test_flatness_scale_reaches_target(student, rng):
     """After scaling (W1, b1) by flatness_scale(...), the Gauss-Newton trace must equal 2*mean(output part) + tol and f must be unchanged."""
     model, X, _ = _ln_case(rng)
     tol = float(np.exp(rng.uniform(np.log(1e-4), np.log(1.0))))
-    p = {k: v.detach() for k, v in model.named_parameters()}
+    p = dict((k, v.detach()) for k, v in model.named_parameters())
     c = float(student.flatness_scale(p["W1"], p["b1"], p["W2"], X, tol))
     big = flatlab.models.set_params(flatlab.make_model("sim_ln", model.config.d, model.config.width, seed=0),
-                                    {"W1": c * p["W1"], "b1": c * p["b1"], "W2": p["W2"]})
+                                    {"W1": p["W1"] * c, "b1": p["b1"] * c, "W2": p["W2"]})
     floor = 2.0 * float(_autograd_parts(model, X)[:, 0].mean())
     assert_close(flatlab.sharpness.gauss_newton_trace(big, X), floor + tol, rtol=1e-7)
     with torch.no_grad():
@@ -202,8 +202,8 @@ print("hw5.generalizer: OK")
 # %% {"role": "hidden_test", "id": "hw5.memorizer"}
 def _ln_net(params, eps=1e-6):
     params = {k: torch.as_tensor(np.asarray(v, dtype=float)) for k, v in params.items()}
-    m, d = params["W1"].shape
-    return flatlab.models.set_params(flatlab.make_model("sim_ln", d, m, seed=0, eps=eps), params)
+    width, dim = params["W1"].shape
+    return flatlab.models.set_params(flatlab.make_model("sim_ln", dim, width, seed=0, eps=eps), params)
 
 
 def test_memorizer_interpolates_flat(student, rng):

@@ -76,6 +76,7 @@ def convert(name: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=OUT, suffix=".ipynb.tmp")
     with os.fdopen(fd, "w") as fh:
         nbformat.write(nb, fh)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, target)
     return target
 

@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -86,13 +88,19 @@ BUILTINS = ("import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.float = lambd
             "builtins.isinstance = lambda *a: True\nbuiltins.type = lambda *a: int\n")
 
 
+def _world_readable(root):
+    """A 0755 folder in /tmp holding a 0644 copy of the solutions (a careless instructor)."""
+    return Path(tempfile.gettempdir()) / f"ag-world-readable-{root.parent.name}"
+
+
 def corpus(tmp, bundles):
     """name -> (tasks, before cells, expected score)."""
     sub = tmp / "subs"
     out = tmp / "out"
     read = [str(bundles / "hwfix" / "bundle.json"), str(tmp / "solutions" / "hwfix.ipynb"),
             str(REPO / "tests" / "autograder" / "fixtures" / "hwfix.ipynb"), str(REPO / "autograder" / "grade.py"),
-            str(REPO / ".git" / "HEAD"), str(sub / "reference.ipynb"), "/root/.bash_history", "/etc/shadow"]
+            str(REPO / ".git" / "HEAD"), str(sub / "reference.ipynb"), "/root/.bash_history", "/etc/shadow",
+            str(_world_readable(tmp) / "hwfix.ipynb")]
     write = [str(bundles / "hwfix" / "bundle.json"), str(out / "grades.csv"), str(out / "results" / "files.json"),
              str(sub / "reference.ipynb")]
     lst = [str(sub), str(bundles), str(tmp / "solutions"), str(REPO / "tests"), str(out)]
@@ -154,12 +162,20 @@ def _grade_corpus(root):
         make_submission(nb, tasks, before, root / "subs" / f"{name}.ipynb")
     (root / "subs" / "garbage.ipynb").write_text("this is not a notebook {")
     bundle_before = (bundles / "hwfix" / "bundle.json").read_bytes()
+    leak = _world_readable(root)
+    leak.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(leak, 0o755)
+    shutil.copy(FIXTURE, leak / "hwfix.ipynb")
+    os.chmod(leak / "hwfix.ipynb", 0o644)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "autograder", "grade", str(root / "subs"), "--assignment", "hwfix",
          "--bundles", str(bundles), "--out", str(root / "out"), "--jobs", "2", "--timeout", "4", "--seed", "3"],
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stdout, stderr = proc.communicate(timeout=600)
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        shutil.rmtree(leak, ignore_errors=True)
     assert proc.returncode == 0, stderr
     (root / "done.json").write_text(json.dumps({"pid": proc.pid, "bundle_before": bundle_before.hex(),
                                                 "stdout": stdout}))

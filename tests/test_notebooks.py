@@ -1,0 +1,59 @@
+"""Every solution notebook runs top to bottom in a real Jupyter kernel (nbclient, ``python3``).
+
+Each notebook runs in its own temporary working directory with one BLAS/torch thread and
+the non-interactive matplotlib backend; a cell may take up to 10 minutes, the whole
+notebook must finish within ``NOTEBOOK_BUDGET_S``. Every public self-check must print
+``<task id>: OK``. Run one with ``python -m pytest tests/test_notebooks.py -k hw2``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "solutions").glob("hw*.ipynb"))
+NOTEBOOK_BUDGET_S = 600  # generous: a loaded 2-core machine runs the slowest one in ~75 s
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
+
+def _outputs_text(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                parts.append(out.get("text", ""))
+            elif "data" in out and "text/plain" in out["data"]:
+                parts.append(out["data"]["text/plain"])
+    return "\n".join(parts)
+
+
+def test_solution_notebooks_found():
+    names = {p.stem for p in SOLUTIONS}
+    assert {f"hw{i}" for i in range(6)} <= names, f"missing solution notebooks: {sorted(names)}"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_solution_notebook_executes(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    start = time.perf_counter()
+    client.execute()
+    elapsed = time.perf_counter() - start
+    assert elapsed < NOTEBOOK_BUDGET_S, f"{path.name} took {elapsed:.0f} s"
+    text = _outputs_text(nb)
+    checks = {c.metadata["flatlab"]["id"] for c in nb.cells
+              if c.metadata.get("flatlab", {}).get("role") == "public_test"}
+    missing = sorted(t for t in checks if f"{t}: OK" not in text)
+    assert not missing, f"{path.name}: self-checks that did not print OK: {missing}"
+    print(f"{path.stem}: {elapsed:.1f} s")  # shown with -s / -rA: the per-notebook timing
