@@ -10,7 +10,7 @@ as the secure grader's sandbox and ``autograder.codec`` do. Nothing here is a
 security boundary: the student's code shares the process with the tests.
 
 Runtime entry points used by the generated cells:
-- ``run_task_tests(env, task=..., source=..., points=..., seed=..., forbid=...) -> float``
+- ``run_task_tests(env, task=..., source=..., points=..., seed=..., shares=..., forbid=...) -> float``
   (nbgrader: one autograder cell per task whose value is the points earned)
 - ``run_one_test(env, task=..., test=..., source=..., seed=..., forbid=...)``
   (otter: one exception-based test case per hidden test; raises on failure)
@@ -21,7 +21,6 @@ import contextlib
 import copy
 import hashlib
 import io
-import json
 import os
 import tempfile
 import warnings
@@ -31,7 +30,7 @@ import nbformat
 
 __all__ = [
     "REPO", "SEED_VARIABLE", "source_notebooks", "write_text_atomic", "write_notebook_atomic",
-    "string_literal", "todo_line", "stub_lines", "indent_block", "dumps_sorted",
+    "string_literal", "todo_line", "stub_lines", "indent_block",
     "test_rng", "Student", "run_task_tests", "run_one_test",
 ]
 
@@ -254,7 +253,8 @@ def run_task_tests(env: dict, *, task: str, source: str, points: float, seed: in
 
 
 def run_one_test(env: dict, *, task: str, test: str, source: str, seed: int, forbid=()) -> None:
-    """Run one hidden test (``source``: all hidden cells); raise ``AssertionError`` with its docstring if it fails."""
+    """Run one hidden test (``source``: all hidden cells); if it fails, raise
+    ``AssertionError`` with its docstring and error message."""
     ns = _load_tests(source, task)
     fn = ns[test]
     ok, err = _run(fn, env, _seed(env, seed), task, test, forbid)
@@ -262,10 +262,6 @@ def run_one_test(env: dict, *, task: str, test: str, source: str, seed: int, for
         doc = (fn.__doc__ or test).strip().splitlines()[0]
         raise AssertionError(f"{task}: {doc}\n    {err}")
 
-
-def dumps_sorted(obj) -> str:
-    """JSON with sorted keys (deterministic files)."""
-    return json.dumps(obj, indent=1, sort_keys=True) + "\n"
 
 
 def todo_line(task_id: str, summary: str) -> str:

@@ -63,7 +63,8 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?m)Warning|warnings\\.warn|^\\s*\\[W"
 
 # the student stub; the line above each region names the task ("# TODO: Task hwN.name: ...")
-c.ClearSolutions.code_stub = {{"python": 'raise NotImplementedError("Task not implemented yet: see the TODO line above")'}}
+c.ClearSolutions.code_stub = {{
+    "python": 'raise NotImplementedError("Task not implemented yet: see the TODO line above")'}}
 c.ClearSolutions.text_stub = "_Your answer here._"
 
 # feedback is rendered from the autograded notebook, which holds the restored hidden tests:
@@ -134,7 +135,8 @@ def nbgrader_notebook(path: str | Path, *, seed: int = 0):
         if cell.cell_type == "code":
             new.outputs, new.execution_count = [], None
         if cell.cell_type == "markdown" and role == "manual":
-            new.metadata["nbgrader"] = _meta(grade_id(tid), grade=True, solution=True, points=manual[tid].points)
+            new.metadata["nbgrader"] = _meta(grade_id(tid), grade=True, solution=True,
+                                             points=manual[tid].points)
         elif cell.cell_type != "code" or role in (None, "code"):
             pass
         elif role == "task":
@@ -155,11 +157,13 @@ def nbgrader_notebook(path: str | Path, *, seed: int = 0):
         elif role == "experiment":
             n_exp += 1
             gid = grade_id(tid) if tid and grade_id(tid) not in used else f"{asg.name}-experiment{n_exp}"
-            todo = f"# TODO: Task {tid} (uses your functions above)" if tid else "# TODO: (uses your functions above)"
+            todo = f"# TODO: Task {tid} (uses your functions above)" if tid else \
+                "# TODO: (uses your functions above)"
             guarded = indent_block(_with_todo(cell.source, todo), "    ")
             if guarded is not None:
                 new.source = EXPERIMENT_GUARD + "\n" + guarded
-            if "### BEGIN SOLUTION" in cell.source:  # nbgrader would replace a region-less solution cell whole
+            # nbgrader would replace a region-less solution cell whole
+            if "### BEGIN SOLUTION" in cell.source:
                 new.metadata["nbgrader"] = _meta(gid, solution=True)
         if "nbgrader" in new.metadata:
             used.add(new.metadata["nbgrader"]["grade_id"])
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="course directory to write")
     p.add_argument("--solutions", type=Path, default=REPO / "solutions", help="source notebooks")
-    p.add_argument("--assignments", nargs="+", default=None, help="e.g. hw0 hw1 (default: all)")
+    p.add_argument("--assignments", nargs="+", default=None, help="names of solutions/<name>.ipynb, e.g. hw0 hw1 (None: all)")
     p.add_argument("--seed", type=int, default=0, help="grading seed of the hidden tests "
                    "(overridden at grading time by the FLATLAB_GRADING_SEED environment variable)")
     p.add_argument("--timeout", type=int, default=600, help="seconds per cell while grading")

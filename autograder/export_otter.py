@@ -124,9 +124,11 @@ def otter_notebook(path: str | Path, *, seed: int = 0):
             q = manual[tid]
             before, _, rest = cell.source.partition(_MD_BEGIN)
             answer, _, after = rest.partition(_MD_END)
-            cells.append(_raw("# BEGIN QUESTION\n" + _yaml({"name": tid, "manual": True, "points": q.points})))
+            head = _yaml({"name": tid, "manual": True, "points": q.points})
+            cells.append(_raw("# BEGIN QUESTION\n" + head))
             cells.append(nbformat.v4.new_markdown_cell(before.strip()))
-            cells += [_raw("# BEGIN SOLUTION"), nbformat.v4.new_markdown_cell(answer.strip() or "_(no model answer)_"),
+            answer_cell = nbformat.v4.new_markdown_cell(answer.strip() or "_(no model answer)_")
+            cells += [_raw("# BEGIN SOLUTION"), answer_cell,
                       _raw("# END SOLUTION"), _raw("# END QUESTION")]
             if after.strip():
                 cells.append(nbformat.v4.new_markdown_cell(after.strip()))
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="folder for <hw>/<hw>.ipynb")
     p.add_argument("--solutions", type=Path, default=REPO / "solutions", help="source notebooks")
-    p.add_argument("--assignments", nargs="+", default=None, help="e.g. hw0 hw1 (default: all)")
+    p.add_argument("--assignments", nargs="+", default=None, help="names of solutions/<name>.ipynb, e.g. hw0 hw1 (None: all)")
     p.add_argument("--seed", type=int, default=0, help="grading seed of the hidden tests")
     a = p.parse_args(argv)
     for f in export(a.out, solutions=a.solutions, assignments=a.assignments, seed=a.seed):

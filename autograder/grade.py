@@ -27,7 +27,7 @@ import numpy as np
 from .build import write_atomic
 from .notebook import Assignment, HiddenTest, Manual, Task, strip_magics, submission_cells
 from .report import feedback_html, feedback_markdown, write_csv
-from .sandbox import SandboxConfig, Session, StudentError
+from .sandbox import SandboxConfig, Session, StudentError, prestart
 
 __all__ = ["load_bundle", "assert_close", "static_forbidden", "grade_notebook", "grade_paths", "main"]
 
@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-gb", type=float, default=3.0,
                    help="address-space headroom of a worker above its size after importing torch")
     a = p.parse_args(argv)
+    prestart()  # the fork server imports torch while this process does the same
     if not 1 <= a.jobs <= 64 or a.timeout <= 0 or a.memory_gb <= 0:
         p.error("--jobs must be in 1..64; --timeout and --memory-gb must be positive")
     import torch

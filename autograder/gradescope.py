@@ -173,6 +173,8 @@ def _run_main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60.0)
     a = p.parse_args(argv)
+    from .sandbox import prestart
+    prestart()
     import torch
     torch.set_num_threads(1)
     res = run(Path(a.root), a.assignment, seed=a.seed, timeout=a.timeout)

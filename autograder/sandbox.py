@@ -35,7 +35,7 @@ from pathlib import Path
 
 from . import codec
 
-__all__ = ["SandboxConfig", "StudentError", "Session", "default_hide"]
+__all__ = ["SandboxConfig", "StudentError", "Session", "default_hide", "prestart"]
 
 _UID_BASE = 2_000_000
 _KILL = shutil.which("kill", path="/usr/bin:/bin") or "/bin/kill"
@@ -193,6 +193,11 @@ def _zygote(python: str) -> _Zygote:
         if z is None or z.proc.poll() is not None:
             z = _ZYGOTES[python] = _Zygote(python)
         return z
+
+
+def prestart(python: str = sys.executable) -> None:
+    """Start the fork server now (it imports torch while the caller does other work)."""
+    _zygote(python)
 
 
 @atexit.register

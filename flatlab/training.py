@@ -226,6 +226,9 @@ def _record(history: History, model, data, X, y, loss_fn, loss_name, epoch):
 def train(model: nn.Module, data: Dataset, config: TrainConfig, *, progress: bool = False) -> History:
     """Train ``model`` in place on ``data.X_train, data.y_train`` (n, d), (n,) as ``config`` says.
 
+    ``config`` may also be a ``flatlab.penalty.PenaltyConfig`` or ``LabelNoiseConfig``
+    (methods "penalty" and "label_noise"), dispatched to ``flatlab.penalty``.
+
     Returns the ``History`` logged at epoch 0, every ``config.log_every`` epochs and at the
     end. Ctrl-C stops the run at the next chunk boundary: the current state is recorded
     as the last entry, ``history.interrupted`` is set, and the history is returned.
@@ -235,8 +238,15 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, *, progress: boo
         raise ValueError(f"model must be a flatlab model (torch.nn.Module), got {type(model).__name__}")
     if not isinstance(data, Dataset):
         raise ValueError(f"data must be a flatlab.data.Dataset, got {type(data).__name__}")
+    if getattr(config, "method", None) in ("penalty", "label_noise"):  # flatlab.penalty configs
+        from . import penalty
+
+        return getattr(penalty, "train_" + config.method)(model, data, config, progress=progress)
     if not isinstance(config, TrainConfig):
-        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+        raise ValueError(
+            "config must be a TrainConfig (or a flatlab.penalty PenaltyConfig / LabelNoiseConfig), "
+            f"got {type(config).__name__}"
+        )
     dtype = next(model.parameters()).dtype
     X, y = data.X_train.to(dtype), data.y_train.to(dtype)
     n = X.shape[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import json
 import re
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "<!-- BEGIN SOLUTION", "<!-
 # One task per assignment that no other task calls, and a wrong (but non-crashing) body for it.
 WRONG = {
     "hw0": ("hw0.zero_one", "return 0.5"),
-    "hw1": ("hw1.sam_sharpness", "return 0.0"),
+    "hw1": ("hw1.flattest_rescaling", "return 1.0, 0.0"),
     "hw2": ("hw2.one_sam_sharpness", "return 0.0"),
     "hw3": ("hw3.top_neurons", 'return {"index": [], "share": [], "signs": []}'),
     "hw4": ("hw4.x1x2_share", "return 0.5"),
@@ -157,15 +158,40 @@ def test_grading_solution_untouched_and_one_wrong(name, fresh_build, tmp_path):
     _autograder("grade", "--assignment", name, "--bundles", bundles, "--out", out, "--jobs", "2", "--seed", "7", subs)
     with open(out / "grades.csv", newline="") as fh:
         rows = {r["student"]: r for r in csv.DictReader(fh)}
+    for student, row in rows.items():  # failing tests with their messages, for the assertion output
+        res = json.loads((out / "results" / f"{student}.json").read_text())
+        row["failed"] = [(t["name"], t.get("kind"), t.get("message", "")[:300])
+                         for task in res["tasks"] for t in task["tests"] if not t["passed"]]
     assert set(rows) == {"solution", "untouched", "one_wrong"}
     full = float(rows["solution"]["max_score"])
     task_cols = [k for k in rows["solution"] if k.startswith(name + ".")]
     assert task_cols and full > 0
-    assert float(rows["solution"]["score"]) == pytest.approx(full), rows["solution"]
+    assert float(rows["solution"]["score"]) == pytest.approx(full), rows["solution"]["failed"]
     assert rows["untouched"]["status"] == "graded", rows["untouched"]
     assert float(rows["untouched"]["score"]) == 0.0, rows["untouched"]
     wrong = rows["one_wrong"]
-    assert float(wrong["score"]) == pytest.approx(full - lost), wrong
+    assert float(wrong["score"]) == pytest.approx(full - lost), wrong["failed"]
     for col in task_cols:
         expected = 0.0 if col == task_id else float(rows["solution"][col])
         assert float(wrong[col]) == pytest.approx(expected), (col, wrong)
+
+
+def test_syllabus_points_table_matches_notebooks():
+    """course/syllabus.md's points table must state each assignment's tasks and points as in solutions/."""
+    text = (ROOT / "course" / "syllabus.md").read_text()
+    table = text.split("<!-- points-table", 1)[1].split("<!-- end points-table", 1)[0]
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+        if cells and re.fullmatch(r"hw\d|hw0-hw5", cells[0]):
+            rows[cells[0]] = [float(c) for c in cells[1:]]
+    totals = [0.0] * 5
+    for name in COURSE:
+        nb = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
+        tasks = [_meta(c) for c in nb.cells if _meta(c).get("role") == "task"]
+        manual = [_meta(c) for c in nb.cells if _meta(c).get("role") == "manual"]
+        want = [len(tasks), sum(t["points"] for t in tasks), len(manual), sum(m["points"] for m in manual)]
+        want.append(want[1] + want[3])
+        assert rows.get(name) == want, f"syllabus row {name}: {rows.get(name)} != notebooks {want}"
+        totals = [a + b for a, b in zip(totals, want)]
+    assert rows.get("hw0-hw5") == totals, f"syllabus total row {rows.get('hw0-hw5')} != {totals}"

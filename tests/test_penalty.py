@@ -287,3 +287,21 @@ def test_label_noise_anneal_reaches_interpolation():
     h = train_label_noise(model, data, LabelNoiseConfig(epochs=150, lr=0.05, sigma=0.5, anneal_epochs=60,
                                                         batch_size=4, log_every=50, backend="torch"))
     assert h.train_loss[-1] < 1e-4 < h.train_loss[0]
+
+
+@pytest.mark.parametrize("method", ["penalty", "label_noise"])
+def test_training_entry_point_dispatches_to_the_penalty_trainers(method):
+    """flatlab.training.train accepts the penalty configs and equals the direct trainers."""
+    from flatlab.training import train
+
+    data = make_dataset("xor", n=20, d=6, n_test=100, seed=0)
+    if method == "penalty":
+        cfg, direct = PenaltyConfig(fit_epochs=3, ramp_epochs=2, hold_epochs=2, anneal_epochs=2,
+                                    log_every=3), train_penalty
+    else:
+        cfg, direct = LabelNoiseConfig(epochs=4, sigma=0.3, seed=2, log_every=2), train_label_noise
+    a, b = make_model("bias", 6, 10, seed=1), make_model("bias", 6, 10, seed=1)
+    ha, hb = train(a, data, cfg), direct(b, data, cfg)
+    assert ha.to_dict() == hb.to_dict()
+    assert torch.equal(flatten_params(a), flatten_params(b))
+    assert not torch.equal(flatten_params(a), flatten_params(make_model("bias", 6, 10, seed=1)))

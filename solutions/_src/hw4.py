@@ -226,8 +226,11 @@ _p = memorizing_solution(_X, _y, 0.1)
 assert abs(memorization_index(_p["W1"], _p["b1"], _p["W2"], _X) - 1.0) < 1e-12
 _q = generalizing_solution(30, 4)
 assert memorization_index(_q["W1"], _q["b1"], _q["W2"], _X) == 0.0
-assert abs(x1x2_share(_q["W1"]) - 1.0) < 1e-12
 print("hw4.memorization_index: OK")
+
+# %% {"role": "public_test", "id": "hw4.x1x2_share"}
+assert abs(x1x2_share(_q["W1"]) - 1.0) < 1e-12
+assert abs(x1x2_share(torch.ones(3, 30)) - 2 / 30) < 1e-12
 print("hw4.x1x2_share: OK")
 
 # %% {"role": "hidden_test", "id": "hw4.memorization_index"}

@@ -190,13 +190,16 @@ def sim_ln_generalizer(d, width=4):
 
 # %% {"role": "public_test", "id": "hw5.memorizer"}
 _Xb, _yb = flatlab.xor_parity(60, 30, seed=0)
-_mem = sim_ln_net(sim_ln_memorizer(_Xb, _yb, 0.1))
-_gen = sim_ln_net(sim_ln_generalizer(30, 6))
-for _net in (_mem, _gen):
-    assert (_net(_Xb) - _yb).abs().max() < 1e-10 and abs(gauss_newton_trace(_net, _Xb) - 2.0) < 1e-10
 _Xn, _ = flatlab.xor_parity(100, 30, seed=9)
-assert _mem(_Xn).abs().max() == 0 and (_gen(_Xn) - _Xn[:, 0] * _Xn[:, 1]).abs().max() < 1e-12
+_mem = sim_ln_net(sim_ln_memorizer(_Xb, _yb, 0.1))
+assert (_mem(_Xb) - _yb).abs().max() < 1e-10 and abs(gauss_newton_trace(_mem, _Xb) - 2.0) < 1e-10
+assert _mem(_Xn).abs().max() == 0, "must output exactly 0 away from the training points"
 print("hw5.memorizer: OK")
+
+# %% {"role": "public_test", "id": "hw5.generalizer"}
+_gen = sim_ln_net(sim_ln_generalizer(30, 6))
+assert (_gen(_Xb) - _yb).abs().max() < 1e-10 and abs(gauss_newton_trace(_gen, _Xb) - 2.0) < 1e-10
+assert (_gen(_Xn) - _Xn[:, 0] * _Xn[:, 1]).abs().max() < 1e-12
 print("hw5.generalizer: OK")
 
 # %% {"role": "hidden_test", "id": "hw5.memorizer"}

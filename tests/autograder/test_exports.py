@@ -137,6 +137,33 @@ def test_nbgrader_source_metadata(tmp_path):
     compile(exp.source, "experiment", "exec")
 
 
+def test_nbgrader_config_keeps_warned_cells(tmp_path):
+    """The generated config loads; its IgnorePattern drops torch/numpy warnings from stderr,
+    without which nbgrader gives 0 to a passing test cell."""
+    from nbgrader.preprocessors import IgnorePattern
+    from nbgrader.utils import determine_grade
+    from traitlets.config import Config
+
+    export_nbgrader.export(tmp_path, solutions=FIXTURE.parent, assignments=[FIXTURE.stem])
+    cfg = Config()
+    exec((tmp_path / "nbgrader_config.py").read_text(), {"get_config": lambda: cfg})
+    assert cfg.Execute.timeout == 600 and cfg.IgnorePattern.enabled
+
+    def graded_cell(stderr):
+        cell = nbformat.v4.new_code_cell("x")
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 2.0, "grade_id": "a"}
+        cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=stderr),
+                        nbformat.v4.new_output("execute_result", data={"text/plain": "1.5"})]
+        return cell
+
+    warned = graded_cell("/x/torch/nn/modules.py:12: UserWarning: something\n  warnings.warn(\n")
+    assert determine_grade(warned)[0] == 0  # nbgrader's default: any stderr zeroes the cell
+    pre = IgnorePattern(config=cfg)
+    assert determine_grade(pre.preprocess_cell(warned, {}, 0)[0])[0] == 1.5
+    crashed = graded_cell("Traceback (most recent call last): boom\n")
+    assert determine_grade(pre.preprocess_cell(crashed, {}, 0)[0])[0] == 0
+
+
 def test_otter_master_structure():
     """One question per task named by its id with its points; hidden cases split the points."""
     name, nb = export_otter.otter_notebook(FIXTURE, seed=7)
@@ -247,10 +274,12 @@ def test_nbgrader_end_to_end(sources, tmp_path):
         for hw, (asg, wrong, expected) in plans.items():
             manual = sum(q.points for q in asg.manual)
             for sid, per_task in expected.items():
-                got = {t.id: gb.find_grade(export_nbgrader.grade_id(t.id), hw, hw, sid).score for t in asg.tasks}
+                got = {t.id: gb.find_grade(export_nbgrader.grade_id(t.id), hw, hw, sid).score
+                       for t in asg.tasks}
                 assert got == pytest.approx(per_task, abs=1e-9), (hw, sid)
                 assert float(rows[(hw, sid)]["score"]) == pytest.approx(sum(per_task.values()))
-                assert float(rows[(hw, sid)]["max_score"]) == pytest.approx(sum(t.points for t in asg.tasks) + manual)
+                total = sum(t.points for t in asg.tasks) + manual
+                assert float(rows[(hw, sid)]["max_score"]) == pytest.approx(total)
             html = (course / "feedback" / "wrong" / hw / f"{hw}.html").read_text()
             assert not any(m in html for m in HIDDEN_MARKS)
             first_doc = next(t.doc for t in asg.tests if t.task == wrong).splitlines()[0]
@@ -289,8 +318,8 @@ def test_otter_end_to_end(sources, tmp_path):
 def test_secure_grader_agrees(sources, tmp_path):
     """The secure grader gives the same per-task points on the same three submissions."""
     timings = {}
-    _run([sys.executable, "-m", "autograder", "build", "--solutions", sources, "--out", tmp_path / "assignments",
-          "--bundles", tmp_path / "bundles"], tmp_path, timings)
+    _run([sys.executable, "-m", "autograder", "build", "--solutions", sources,
+          "--out", tmp_path / "assignments", "--bundles", tmp_path / "bundles"], tmp_path, timings)
     for hw in REAL:
         asg, wrong, expected = _plan(sources / f"{hw}.ipynb")
         student = nbformat.read(tmp_path / "assignments" / f"{hw}.ipynb", as_version=4)
@@ -299,8 +328,8 @@ def test_secure_grader_agrees(sources, tmp_path):
         subs.mkdir(parents=True)
         for sid, nb in _submissions(student, solution, asg, wrong).items():
             nbformat.write(nb, subs / f"{sid}.ipynb")
-        _run([sys.executable, "-m", "autograder", "grade", "--assignment", hw, "--bundles", tmp_path / "bundles",
-              "--out", tmp_path / "graded" / hw, subs], tmp_path, timings)
+        _run([sys.executable, "-m", "autograder", "grade", "--assignment", hw,
+              "--bundles", tmp_path / "bundles", "--out", tmp_path / "graded" / hw, subs], tmp_path, timings)
         rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "graded" / hw / "grades.csv"))}
         for sid, per_task in expected.items():
             got = {k: float(rows[sid][k]) for k in per_task}
