@@ -227,11 +227,11 @@ def _stats(values):
 def _summary(config: BeyondConfig, runs: list[dict]) -> dict:
     from .constructions import bias_trace_floor
 
-    out = {}
+    out = {"methods": {}}  # the same shape as flatlab.experiments' summaries
     for m in BEYOND_METHODS:
         rs = [r for r in runs if r["method"] == m]
         if rs:
-            out[m] = {
+            out["methods"][m] = {
                 "label": LABELS[m],
                 "final_test_acc": _stats([r["final"]["test_acc"] for r in rs]),
                 "final_trace": _stats([r["final"]["trace"] for r in rs]),

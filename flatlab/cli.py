@@ -3,7 +3,8 @@
     flatlab reproduce SCENARIO [--quick | --paper | --smoke] [--seeds 0 1 2] [--out DIR]
                                [--workers 2] [--no-progress]
 
-SCENARIO: scenario1, scenario1-bn, scenario2, scenario3 or all. Writes
+SCENARIO: scenario1, scenario1-bn, scenario2, scenario3, all (the four), or beyond
+(four sharpness minimizers side by side, and Sim-LN's scale blindness). Writes
 ``DIR/<scenario>/results.json`` (atomically) and the figures next to it, prints one line
 per finished run and a summary with the acceptance checks. Exit status: 0 on success,
 1 when a check failed, 2 on bad arguments, 130 when interrupted (Ctrl-C; the files
@@ -70,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a scenario of the paper, write DIR/<scenario>/results.json and its figures. "
                     "Appendix figures not yet available: "
                     + "; ".join(f"{k} ({v})" for k, v in APPENDIX.items()) + ".")
-    rep.add_argument("scenario", metavar="SCENARIO", choices=(*SCENARIOS, "all", *APPENDIX),
-                     help=f"one of {', '.join(SCENARIOS)}, all (appendix figures "
+    rep.add_argument("scenario", metavar="SCENARIO", choices=(*SCENARIOS, "all", "beyond", *APPENDIX),
+                     help=f"one of {', '.join(SCENARIOS)}, all (the four), beyond (GD+wd, 1-SAM, "
+                          "sharpness penalty and label-noise SGD on scenario 2; Sim-LN rescaling) (appendix figures "
                           f"{', '.join(APPENDIX)}: not yet available)")
     preset = rep.add_mutually_exclusive_group()
     preset.add_argument("--quick", dest="preset", action="store_const", const="quick",
@@ -118,6 +120,14 @@ def _reproduce(args) -> int:
     print(f"flatlab reproduce {args.scenario} --{args.preset}: seeds {seeds}, {args.workers} worker(s), "
           f"output {args.out}/")
     t0 = time.perf_counter()
+    if args.scenario == "beyond":
+        from .beyond import run_beyond
+
+        res = run_beyond(args.preset, seeds, args.out, workers=args.workers,
+                         progress=args.progress, figures=args.figures)
+        ok = _summary({"beyond": res}, args.out)
+        print(f"total wall time {time.perf_counter() - t0:.0f} s")
+        return 130 if res["interrupted"] else (0 if ok else 1)
     results = run_scenarios(names, args.preset, seeds, args.out, progress=args.progress,
                             workers=args.workers, figures=args.figures)
     ok = _summary(results, args.out)

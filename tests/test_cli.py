@@ -97,3 +97,26 @@ def test_construct_command(capsys):
     assert "trace = 22.271" in out and "test acc = 1.0000" in out
     assert main(["construct", "memorizing-bias", "--eps", "0.5"]) == 2
     assert "eps" in capsys.readouterr().err
+
+
+def test_reproduce_beyond_dispatches_and_summarizes(tmp_path, capsys, monkeypatch):
+    """`flatlab reproduce beyond` calls flatlab.beyond.run_beyond and prints its summary and checks."""
+    import flatlab.beyond as B
+
+    calls = {}
+
+    def fake_run_beyond(preset, seeds, out, **kw):
+        calls.update(preset=preset, seeds=seeds, out=str(out), **kw)
+        stats = {"mean": 0.5, "min": 0.4, "max": 0.6}
+        return {"preset": preset, "interrupted": False, "figures": ["beyond_curves.png"],
+                "summary": {"methods": {"penalty": {"label": "sharpness penalty", "final_test_acc": stats,
+                                                    "final_trace": stats, "peak_test_acc": stats}},
+                            "trace_floor": 22.27},
+                "checks": [{"check": "a check that failed", "passed": False, "value": 1}]}
+
+    monkeypatch.setattr(B, "run_beyond", fake_run_beyond)
+    code = main(["reproduce", "beyond", "--smoke", "--seeds", "4", "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert calls["preset"] == "smoke" and calls["seeds"] == [4] and calls["progress"] is False
+    assert "sharpness penalty" in out and "[FAIL] a check that failed" in out
+    assert code == 1  # a failed check is a non-zero exit
