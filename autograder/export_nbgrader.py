@@ -130,8 +130,6 @@ def nbgrader_notebook(path: str | Path, *, seed: int = 0):
         meta = cell_meta(cell)
         role, tid = meta.get("role"), meta.get("id")
         new = copy.deepcopy(cell)
-        new.pop("outputs", None)
-        new.pop("execution_count", None)
         if cell.cell_type == "code":
             new.outputs, new.execution_count = [], None
         if cell.cell_type == "markdown" and role == "manual":

@@ -16,10 +16,11 @@ the parameters; the model's weights, its train/eval mode and the global RNG are 
   Andriushchenko et al. (2023), full batch, L2 ball, MSE by default.
 - ``bias_trace_lower_bound``: 4·sqrt(d+1), the minimal trace of bias-net interpolators.
 
-For the two-layer ``no_bias`` / ``bias`` nets (relu or softplus) with ``mse`` or
-``logistic``, gradients of f, Hessian-vector products and the top Gauss-Newton eigenvector
-have closed forms from the activations (O(n·m·d), no autograd); other models use
-``torch.func``. The tests check every path against independent autograd Hessians.
+For the two-layer ``no_bias`` / ``bias`` / ``sim_ln`` nets (relu or softplus), the per-example
+‖∇θ f(x_i)‖² (hence the Gauss-Newton trace) have closed forms from the activations (O(n·m·d), no
+autograd), and for ``no_bias`` / ``bias`` with ``mse`` or ``logistic`` so do Hessian-vector
+products and the top Gauss-Newton eigenvector (all in ``flatlab._closed_form``); other models
+use ``torch.func``. The tests check every path against independent autograd Hessians.
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import torch
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vjp, vmap
 
+from ._closed_form import GRAD_NORM_ARCHS, HVP_ARCHS, Activations, activations, gn_top_direction, hvp_closed
+from ._closed_form import grad_sq_norms as _cf_grad_sq_norms
 from .data import as_generator, check_xy
 from .losses import get_loss, logistic, mse
 from .models import TwoLayerNet, flatten_params, unflatten_params
@@ -122,7 +124,10 @@ class _Objective:
         self.buffers = {k: b.detach().to(_F64) for k, b in model.named_buffers() if b is not None}
         self.n, self.p = X.shape[0], sum(q.numel() for q in model.parameters())
         cfg = getattr(model, "config", None)
-        self.closed_form = isinstance(model, TwoLayerNet) and cfg.arch in ("no_bias", "bias")
+        two_layer = isinstance(model, TwoLayerNet)
+        self.closed_form = two_layer and cfg.arch in HVP_ARCHS  # closed-form products and top direction
+        self.closed_norms = two_layer and cfg.arch in GRAD_NORM_ARCHS  # closed-form ‖∇θ f(x_i)‖²
+        self.bias = "b1" in dict(model.named_parameters())
         self.closed_loss = self.loss_fn in (mse, logistic)
 
     @functools.cached_property
@@ -155,19 +160,10 @@ class _Objective:
 
     # ---- per-example gradients of f
     @functools.cached_property
-    def acts(self):
-        """Closed form at the model's θ, with Z = X W1ᵀ (+ b1) (n, m): ‖x'_i‖² (n,) where x' is x with a
-        1 appended for the bias, W2 (m,), A = a(Z), D1 = a'(Z), D2 = a''(Z) (None for relu)."""
+    def acts(self) -> Activations:
+        """Activations at the model's θ (float64 copies), for the closed forms of ``_closed_form``."""
         P = {k: v.detach().to(_F64) for k, v in self.model.named_parameters()}
-        X, W1, W2, b1 = self.X, P["W1"], P["W2"], P.get("b1")
-        Z = X @ W1.T if b1 is None else torch.addmm(b1, X, W1.T)
-        if self.model.config.activation == "relu":
-            D1 = (Z > 0).to(_F64)
-            A, D2 = Z * D1, None
-        else:
-            A, D1 = nn.functional.softplus(Z), torch.sigmoid(Z)
-            D2 = D1 * torch.sigmoid(-Z)
-        return (X * X).sum(1) + (b1 is not None), W2, A, D1, D2
+        return activations(P, self.X, self.model.config.activation)
 
     def jacobian(self, X=None):
         """∇θ f(x_i) for every row: (n, p), by vmap over per-example autograd."""
@@ -175,11 +171,11 @@ class _Objective:
         return vmap(grad(lambda t, x: self.f(t, x[None])[0]), in_dims=(None, 0))(self.theta, X)
 
     def grad_sq_norms(self, closed_form=None):
-        """‖∇θ f(x_i)‖² (n,): ‖a(z_i)‖² + ‖x'_i‖² Σ_j W2_j² a'(z_ij)² in closed form, else autograd."""
-        use = self.closed_form if closed_form is None else closed_form
+        """‖∇θ f(x_i)‖² (n,): ``_closed_form.grad_sq_norms`` on float64 copies, else autograd."""
+        use = self.closed_norms if closed_form is None else closed_form
         if use:
-            xsq, W2, A, D1, D2 = self.acts
-            return (A * A).sum(1) + xsq * ((D1 if D2 is None else D1 * D1) @ (W2 * W2))
+            P = {k: v.detach().to(_F64) for k, v in self.model.named_parameters()}
+            return _cf_grad_sq_norms(self.model, self.X, P)
         return self.jacobian().pow(2).sum(1)
 
     def gauss_newton(self):
@@ -195,7 +191,8 @@ class _Objective:
     def hvp_fn(self):
         """A function V (k, p) -> V ∇²L (k, p): closed form when available, else autograd on a kept graph."""
         if self.closed_form and self.closed_loss:
-            return self._hvp_closed()
+            a = self.acts
+            return hvp_closed(a, self.X, self.bias, *self.loss_derivatives(a.A @ a.W2))
         theta = self.theta.clone().requires_grad_(True)
         g = torch.autograd.grad(self.loss(theta), theta, create_graph=True)[0]
         if not g.requires_grad:  # L is linear in θ: zero Hessian
@@ -209,67 +206,25 @@ class _Objective:
         return apply
 
     def gauss_newton_top_direction(self):
-        """Closed form: the top eigenvector Jᵀ diag(√w) u of the Gauss-Newton matrix Jᵀ diag(w) J,
-        u the top eigenvector of the n×n matrix √w K √w, K_ij = ⟨∇θ f(x_i), ∇θ f(x_j)⟩. (p,)"""
-        _, W2, A, D1, _ = self.acts
-        X, bias = self.X, "b1" in dict(self.model.named_parameters())
-        w = self.loss_derivatives(A @ W2)[1].clamp_min(0).sqrt()
-        D1W2 = D1 * W2
-        K = A @ A.T + (X @ X.T + float(bias)) * (D1W2 @ D1W2.T)
-        last = [self.n - 1, self.n - 1]
-        top = scipy.linalg.eigh((w[:, None] * K * w).numpy(), subset_by_index=last)[1][:, 0]
-        r = w * torch.from_numpy(top)
-        parts = [(D1W2.T @ (r[:, None] * X)).reshape(-1)] + ([r @ D1W2] if bias else []) + [r @ A]
-        return torch.cat(parts)
-
-    def _hvp_closed(self):
-        """Closed-form ∇²L V for two-layer no_bias/bias nets, no autograd: with c = ∂L/∂f, w = ∂²L/∂f²,
-        ∇²L v = Jᵀ diag(w) J v + Σ_i c_i ∇²f(x_i) v, where ∇²f(x_i) couples W2_j with (W1_j, b1_j)
-        through a'(z_ij) x'_i, plus the a''(z_ij) W2_j x'_i x'_iᵀ block of softplus."""
-        _, W2, A, D1, D2 = self.acts
-        X, bias = self.X, "b1" in dict(self.model.named_parameters())
-        m, d = W2.numel(), X.shape[1]
-        c, w = self.loss_derivatives(A @ W2)
-        D1W2, cD1 = D1 * W2, c[:, None] * D1  # (n, m): ∂f_i/∂z_ij and c_i a'(z_ij)
-        cD1X, cD1s = cD1.T @ X, cD1.sum(0)  # (m, d), (m,)
-        cD2W2 = None if D2 is None else c[:, None] * D2 * W2
-
-        def apply(V):
-            k = V.shape[0]
-            V1, u = V[:, : m * d].reshape(k, m, d), V[:, -m:]
-            Jv = u @ A.T + (torch.matmul(D1W2, V1) * X).sum(-1)  # (k, n)
-            if bias:
-                vb = V[:, m * d: m * d + m]
-                Jv = Jv + vb @ D1W2.T
-            r = w * Jv
-            out_W2 = r @ A + (V1 * cD1X).sum(-1)
-            out_W1 = torch.matmul(D1W2.T, r[:, :, None] * X) + u[:, :, None] * cD1X
-            if bias:
-                out_W2 = out_W2 + vb * cD1s
-                out_b1 = r @ D1W2 + u * cD1s
-            if cD2W2 is not None:
-                T = cD2W2 * (torch.matmul(X, V1.transpose(1, 2)) + (vb[:, None, :] if bias else 0))
-                out_W1 = out_W1 + torch.matmul(T.transpose(1, 2), X)
-                if bias:
-                    out_b1 = out_b1 + T.sum(1)
-            return torch.cat([out_W1.reshape(k, -1)] + ([out_b1] if bias else []) + [out_W2], 1)
-
-        return apply
+        """The closed-form top eigenvector of the Gauss-Newton matrix (p,) (``_closed_form.gn_top_direction``)."""
+        a = self.acts
+        return gn_top_direction(a, self.X, self.bias, self.loss_derivatives(a.A @ a.W2)[1])
 
 
 # ----------------------------------------------------------------------------- traces
 def per_example_grad_sq_norms(model, X, *, method: str = "auto") -> torch.Tensor:
     """‖∇θ f(x_i)‖² for each row of X (n, d): a float64 tensor (n,).
 
-    method: ``"auto"`` (closed form for two-layer no_bias/bias nets, else autograd),
-    ``"closed_form"`` or ``"autograd"`` (``torch.func.vmap`` of per-example gradients).
+    method: ``"auto"`` (closed form for two-layer no_bias/bias/sim_ln nets, else autograd),
+    ``"closed_form"`` (``flatlab._closed_form.grad_sq_norms``) or ``"autograd"``
+    (``torch.func.vmap`` of per-example gradients).
     """
     y = torch.zeros(X.shape[0], dtype=_F64) if isinstance(X, torch.Tensor) and X.ndim == 2 else None
     obj = _Objective(model, X, y)
     if method not in ("auto", "closed_form", "autograd"):
         raise ValueError(f"method must be 'auto', 'closed_form' or 'autograd', got {method!r}")
-    if method == "closed_form" and not obj.closed_form:
-        raise ValueError("method='closed_form' needs a two-layer 'no_bias' or 'bias' model")
+    if method == "closed_form" and not obj.closed_norms:
+        raise ValueError(f"method='closed_form' needs a two-layer model of arch {GRAD_NORM_ARCHS}")
     return obj.grad_sq_norms(None if method == "auto" else method == "closed_form").detach()
 
 
