@@ -9,8 +9,9 @@ it has a closed form from the activations (``no_bias`` drops the ``+ 1``):
 
     S = (2/n) [ ‖act(X W1ᵀ + b1)‖_F² + Σ_i (‖x_i‖² + 1) Σ_j W2_j² act'(pre_ij)² ],
 
-differentiable in torch (for relu, act' = 1[pre > 0] carries no gradient). ``sim_bn``,
-``sim_ln`` and ``deep_bias`` use a generic double-backprop path: per-example gradients by
+and ``sim_ln`` has one too (see ``flatlab._closed_form``, shared with ``flatlab.sharpness``),
+differentiable in torch (for relu, act' = 1[pre > 0] carries no gradient). ``sim_bn`` and
+``deep_bias`` use a generic double-backprop path: per-example gradients by
 ``torch.func.vmap(torch.func.grad(...))`` with autograd flowing through them.
 
 ``train_penalty`` runs full-batch GD with momentum (or Adam) on L + λ(t)·S with a
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._closed_form import GRAD_NORM_ARCHS, gauss_newton_trace_closed
 from .data import Dataset, check_xy
 from .losses import accuracy, get_loss
 
@@ -44,7 +46,8 @@ __all__ = [
     "train_label_noise",
 ]
 
-_CLOSED_FORM_ARCHS = ("no_bias", "bias")
+_CLOSED_FORM_ARCHS = GRAD_NORM_ARCHS  # archs whose S has a closed form
+_PLAIN_ARCHS = ("no_bias", "bias")  # no normalization: hand-written gradients and the numba kernel
 
 
 # --------------------------------------------------------------------------- the penalty S
@@ -55,27 +58,16 @@ def _check_model_x(model: nn.Module, X: torch.Tensor) -> None:
 
 
 def sharpness_penalty_closed_form(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
-    """S(θ) from activations for ``no_bias`` / ``bias`` nets: a 0-dim tensor with autograd.
+    """S(θ) from activations for ``no_bias`` / ``bias`` / ``sim_ln`` nets: a 0-dim tensor with autograd.
 
-    X: (n, d). O(n·m·d) work; exact (equal to the per-example-gradient formula).
+    X: (n, d). O(n·m·d) work; exact (equal to the per-example-gradient formula). The formulas
+    live in ``flatlab._closed_form`` (shared with ``flatlab.sharpness``).
     """
     _check_model_x(model, X)
     arch = model.config.arch
     if arch not in _CLOSED_FORM_ARCHS:
         raise ValueError(f"model arch must be one of {_CLOSED_FORM_ARCHS} for the closed form, got {arch!r}")
-    pre = X @ model.W1.T
-    if arch == "bias":
-        pre = pre + model.b1
-    if model.config.activation == "relu":
-        h = torch.relu(pre)
-        dact_sq = (pre > 0).to(pre.dtype)
-    else:  # softplus: act' = sigmoid
-        h = nn.functional.softplus(pre)
-        dact_sq = torch.sigmoid(pre).pow(2)
-    x_sq = X.pow(2).sum(1) + (1.0 if arch == "bias" else 0.0)  # (n,)
-    first = h.pow(2).sum()
-    second = (x_sq[:, None] * dact_sq * model.W2.pow(2)).sum()
-    return 2.0 / X.shape[0] * (first + second)
+    return gauss_newton_trace_closed(model, X)
 
 
 def per_example_grads(model: nn.Module, X: torch.Tensor, params: dict | None = None) -> dict:
@@ -106,7 +98,7 @@ def sharpness_penalty_generic(model: nn.Module, X: torch.Tensor) -> torch.Tensor
 def sharpness_penalty(model: nn.Module, X: torch.Tensor, *, method: str = "auto") -> torch.Tensor:
     """S(θ) = (2/n) Σ_i ‖∇_θ f(x_i)‖², differentiable w.r.t. the model's parameters.
 
-    method: ``"auto"`` (closed form for no_bias / bias, else generic), ``"closed_form"``,
+    method: ``"auto"`` (closed form for no_bias / bias / sim_ln, else generic), ``"closed_form"``,
     ``"generic"``. X: (n, d). Returns a 0-dim tensor.
     """
     if method not in ("auto", "closed_form", "generic"):
@@ -321,7 +313,7 @@ def penalized_grads(model: nn.Module, X: torch.Tensor, y: torch.Tensor, lam: flo
     _check_model_x(model, X)
     check_xy(X, y)
     arch = model.config.arch
-    if arch not in _CLOSED_FORM_ARCHS or model.config.activation != "relu":
+    if arch not in _PLAIN_ARCHS or model.config.activation != "relu":
         raise ValueError(f"model must be a relu no_bias/bias net for penalized_grads, got {arch!r}/"
                          f"{model.config.activation!r}")
     n = X.shape[0]
@@ -361,7 +353,7 @@ def train_penalty(model: nn.Module, data: Dataset, config: PenaltyConfig, *, pro
         opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
 
     fused = (config.penalty_method == "auto" and config.loss == "mse" and model.config.activation == "relu"
-             and model.config.arch in _CLOSED_FORM_ARCHS)
+             and model.config.arch in _PLAIN_ARCHS)
 
     def step(epoch: int) -> None:
         lam = penalty_weight(config, epoch)
@@ -459,7 +451,7 @@ def train_label_noise(model: nn.Module, data: Dataset, config: LabelNoiseConfig,
     params = [p for p in model.parameters() if p.requires_grad]
     noisy_until = config.epochs - config.anneal_epochs
 
-    fast = (config.backend == "auto" and model.config.arch in _CLOSED_FORM_ARCHS
+    fast = (config.backend == "auto" and model.config.arch in _PLAIN_ARCHS
             and model.config.activation == "relu" and model.W1.dtype == X.dtype == torch.float64)
     has_bias = model.config.arch == "bias"
 
