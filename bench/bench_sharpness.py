@@ -15,7 +15,11 @@ Hessian of a width-20 model; ``--full-hessian`` also computes the exact trace fr
 rows of the autograd Hessian: minutes, ~1.1 GB). The top eigenvalue is ARPACK at tol 1e-14 on
 the baseline's autograd products, independent of flatlab's closed-form products.
 
-    python bench/bench_sharpness.py [--repeats 20] [--seed 0] [--full-hessian]
+Sim-LN (scenario III, same d, n and width): the Gauss-Newton trace that training logs at every
+log point, by the closed form of ``flatlab._closed_form`` against its previous path, per-example
+gradients by ``torch.func.vmap`` (the reference value; ``--sim-ln-only`` runs just this part).
+
+    python bench/bench_sharpness.py [--repeats 20] [--seed 0] [--full-hessian] [--sim-ln-only]
 """
 from __future__ import annotations
 
@@ -121,6 +125,35 @@ def measure_interleaved(methods, repeats):
             for k in methods}
 
 
+def bench_sim_ln(X, y, args):
+    """Sim-LN Gauss-Newton trace: closed form vs torch.func vmap per-example gradients. Prints the
+    table and returns it (to repeat it under the main table)."""
+    ln = make_model("sim_ln", args.d, args.width, seed=args.seed)
+    p = sum(q.numel() for q in ln.parameters())
+
+    def vmap_trace(r):
+        return float(2 * per_example_grad_sq_norms(ln, X, method="autograd").mean()), None
+
+    ref = vmap_trace(0)[0]
+    B_LN = "baseline: torch.func vmap per-example grads"
+    methods = {
+        B_LN: (vmap_trace, ref),
+        "flatlab gauss_newton (auto: closed form)":
+            (lambda r: (hessian_trace(ln, X, y, method="gauss_newton"), None), ref),
+        "flatlab per_example_grad_sq_norms closed_form":
+            (lambda r: (float(2 * per_example_grad_sq_norms(ln, X, method="closed_form").mean()), None), ref),
+    }
+    res = measure_interleaved(methods, args.repeats)
+    lines = [f"Sim-LN GN trace, width {args.width} ({p} params), n={args.n}, d={args.d}: reference {ref:.15g} "
+             "(vmap)",
+             f"{'method':48} {'median ms':>10} {'max rel err':>12} {'speedup':>8}"]
+    for name, (t, _, e_max, _) in res.items():
+        lines.append(f"{name:48} {t * 1e3:10.3f} {e_max:12.1e} {res[B_LN][0] / t:7.1f}x")
+    table = "\n".join(lines)
+    print(table + "\n")
+    return table
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -131,10 +164,15 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=100, help="training points")
     ap.add_argument("--full-hessian", action=argparse.BooleanOptionalAction, default=False,
                     help="also compute the exact trace from the full autograd Hessian (minutes, ~1 GB)")
+    ap.add_argument("--sim-ln-only", action=argparse.BooleanOptionalAction, default=False,
+                    help="only time the Sim-LN Gauss-Newton trace (closed form vs torch.func vmap)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
     X, y = xor_parity(args.n, args.d, seed=args.seed)
+    sim_ln_table = bench_sim_ln(X, y, args)
+    if args.sim_ln_only:
+        return
     model = make_model("bias", args.d, args.width, seed=args.seed)
     p = sum(q.numel() for q in model.parameters())
     print(f"workload: xor d={args.d} n={args.n}, bias net width {args.width} ({p} params), float64, "
@@ -207,6 +245,8 @@ def main(argv=None):
               f"{note(name, extras)}")
 
     (tb, tc, tl, te) = (res[B_TR][0], res[CLOSED][0], res[LANCZOS][0], res[B_EV][0])
+    print()
+    print(sim_ln_table)
     print()
     print(f"target trace: closed form >= 100x faster than baseline at <= 1e-12 rel. error: "
           f"{tb / tc:.0f}x at {res[CLOSED][2]:.1e} -> "

@@ -3,8 +3,9 @@
     flatlab reproduce SCENARIO [--quick | --paper | --smoke] [--seeds 0 1 2] [--out DIR]
                                [--workers 2] [--no-progress]
 
-SCENARIO: scenario1, scenario1-bn, scenario2, scenario3, all (the four), or beyond
-(four sharpness minimizers side by side, and Sim-LN's scale blindness). Writes
+SCENARIO: scenario1, scenario1-bn, scenario2, scenario3, all (the four), beyond
+(four sharpness minimizers side by side, and Sim-LN's scale blindness), or an appendix
+figure of ``flatlab.appendix.FIGURES`` (fig7, fig11, fig8-10; not part of ``all``). Writes
 ``DIR/<scenario>/results.json`` (atomically) and the figures next to it, prints one line
 per finished run and a summary with the acceptance checks. Exit status: 0 on success,
 1 when a check failed, 2 on bad arguments, 130 when interrupted (Ctrl-C; the files
@@ -24,12 +25,21 @@ import time
 
 __all__ = ["main", "build_parser", "APPENDIX"]
 
-APPENDIX = {  # not yet available: listed in --help, rejected with a clear message
+_APPENDIX_ALL = {
     "fig5": "softplus activation, Fig. 5",
     "fig7": "ball data, Fig. 7",
     "fig8-10": "logistic loss, Figs. 8-10",
     "fig11": "3-layer bias net, Fig. 11",
 }
+
+
+def _implemented() -> tuple:
+    from .appendix import FIGURES
+
+    return FIGURES
+
+
+APPENDIX = {k: v for k, v in _APPENDIX_ALL.items() if k not in _implemented()}  # not yet available
 CONSTRUCTIONS = ("memorizing-bias", "generalizing-bias", "memorizing-sim-ln", "generalizing-sim-ln")
 
 
@@ -68,13 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = _Formatter
     rep = sub.add_parser(
         "reproduce", formatter_class=fmt, help="run a scenario of the paper and draw its figures",
-        description="Run a scenario of the paper, write DIR/<scenario>/results.json and its figures. "
-                    "Appendix figures not yet available: "
-                    + "; ".join(f"{k} ({v})" for k, v in APPENDIX.items()) + ".")
-    rep.add_argument("scenario", metavar="SCENARIO", choices=(*SCENARIOS, "all", "beyond", *APPENDIX),
+        description="Run a scenario of the paper, write DIR/<scenario>/results.json and its figures."
+                    + (" Appendix figures not yet available: "
+                       + "; ".join(f"{k} ({v})" for k, v in APPENDIX.items()) + "." if APPENDIX else ""))
+    figs = _implemented()
+    rep.add_argument("scenario", metavar="SCENARIO", choices=(*SCENARIOS, "all", "beyond", *figs, *APPENDIX),
                      help=f"one of {', '.join(SCENARIOS)}, all (the four), beyond (GD+wd, 1-SAM, "
-                          "sharpness penalty and label-noise SGD on scenario 2; Sim-LN rescaling) (appendix figures "
-                          f"{', '.join(APPENDIX)}: not yet available)")
+                          "sharpness penalty and label-noise SGD on scenario 2; Sim-LN rescaling), or an appendix "
+                          "figure: " + ", ".join(f"{k} ({_APPENDIX_ALL[k]})" for k in figs)
+                          + (f" (appendix figures {', '.join(APPENDIX)}: not yet available)" if APPENDIX else ""))
     preset = rep.add_mutually_exclusive_group()
     preset.add_argument("--quick", dest="preset", action="store_const", const="quick",
                         help="course schedules: 'all' in a few minutes on 2 cores (default preset)")
@@ -109,7 +121,7 @@ def _reproduce(args) -> int:
 
     if args.scenario in APPENDIX:
         print(f"flatlab reproduce: error: {args.scenario} ({APPENDIX[args.scenario]}) is not yet available; "
-              f"available: {', '.join(SCENARIOS)}, all", file=sys.stderr)
+              f"available: {', '.join(SCENARIOS)}, all, beyond, {', '.join(_implemented())}", file=sys.stderr)
         return 2
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     seeds = list(dict.fromkeys(args.seeds))
@@ -147,7 +159,9 @@ def _summary(results: dict, out) -> bool:
         summary = res["summary"]
         for s in summary["methods"].values():
             print(f"   {s['label']:<18} final test acc {_rng(s['final_test_acc'])}  trace "
-                  f"{_rng(s['final_trace'], '.2f')}  peak test acc {_rng(s['peak_test_acc'])}")
+                  f"{_rng(s['final_trace'], '.2f')}  peak test acc {_rng(s['peak_test_acc'])}"
+                  + (f"  test MSE {_rng(s.get('final_test_mse'))}" if res.get("config", {}).get("dataset") == "ball"
+                     else ""))
         if "trace_floor" in summary:
             print(f"   trace floor of interpolators: {summary['trace_floor']:.4f}")
         for row in summary.get("neuron_table", []):

@@ -62,15 +62,17 @@ INIT_SEED_OFFSET = 1_000_003  # model init seed = offset + seed (independent of 
 class MethodSpec:
     """One training method of a scenario (one curve in its figures)."""
 
-    name: str  # id in results.json: "gd_wd", "one_sam" or "one_sam_projected"
+    name: str  # id in results.json: "gd_wd", "one_sam", "one_sam_projected" (appendix: see flatlab.appendix)
     label: str  # legend text
-    optimizer: str  # TrainConfig.method: "gd" (full batch) or "one_sam"
+    optimizer: str  # TrainConfig.method: "gd" (full batch), "sgd" (minibatch) or "one_sam"
     phases: tuple[tuple[int, float, float], ...]  # (epochs, lr, rho) run in order
     weight_decay: float = 0.0  # L2 coefficient (the paper's baselines use 0.05)
     project_norm: float | None = None  # Fig. 6b: keep ‖(W1, b1)‖_F at this value
     log_every: int = 100  # epochs between history records
     init_scale: float = 1.0  # first-layer init multiplier (Fig. 6a: 0.01)
     gamma_init: float = 1.0  # Sim-BN initial γ
+    arch: str | None = None  # None: the scenario's arch; appendix figures compare archs in one config
+    batch_size: int | None = None  # sgd minibatch size (None: TrainConfig's default)
 
     @property
     def epochs(self) -> int:
@@ -92,6 +94,11 @@ class ScenarioConfig:
     n_test: int = 10_000  # fresh test points
     backend: str = "auto"  # TrainConfig.backend: fast engine when it supports the case
     notes: str = ""  # deviations from the paper and why
+    dataset: str = "xor"  # make_dataset name ("ball": Appendix B.2)
+    loss: str = "mse"  # training loss ("logistic": Appendix B.3, label smoothing 0.2)
+    activation: str = "relu"  # hidden activation ("softplus": Fig. 5)
+    depth: int | None = None  # deep_bias depth (Fig. 11: 3)
+    figures: tuple = ()  # ((file suffix, title, (method names...)), ...): one curves figure each; () = one
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,12 +173,22 @@ def _build(name: str, preset: str) -> ScenarioConfig:
     raise ValueError(f"scenario must be one of {SCENARIOS}, got {name!r}")
 
 
+def _appendix_names() -> tuple:
+    from .appendix import FIGURES  # lazy: appendix builds on this module
+
+    return FIGURES
+
+
 def get_config(name: str, preset: str = "quick") -> ScenarioConfig:
-    """The ScenarioConfig of ``name`` in ``SCENARIOS`` for ``preset`` in ``PRESETS``."""
-    if name not in SCENARIOS:
-        raise ValueError(f"scenario must be one of {SCENARIOS}, got {name!r}")
+    """The ScenarioConfig of ``name`` (``SCENARIOS`` or ``flatlab.appendix.FIGURES``) for ``preset``."""
+    if name not in SCENARIOS and name not in _appendix_names():
+        raise ValueError(f"scenario must be one of {SCENARIOS + _appendix_names()}, got {name!r}")
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    if name not in SCENARIOS:
+        from .appendix import build_config
+
+        return build_config(name, preset)
     return _build(name, preset)
 
 
@@ -198,13 +215,13 @@ def neuron_table(model, k: int = 4) -> list[dict]:
     return rows
 
 
-def _train_config(spec: MethodSpec, seed: int, backend: str):
+def _train_config(spec: MethodSpec, seed: int, backend: str, loss: str = "mse"):
     from .training import Phase, TrainConfig  # lazy: the engine is optional at import time
 
     return TrainConfig(
         method=spec.optimizer, phases=tuple(Phase(int(e), float(lr), float(r)) for e, lr, r in spec.phases),
-        weight_decay=spec.weight_decay, project_norm=spec.project_norm, loss="mse", seed=seed,
-        log_every=spec.log_every, backend=backend,
+        weight_decay=spec.weight_decay, project_norm=spec.project_norm, loss=loss, seed=seed,
+        log_every=spec.log_every, backend=backend, batch_size=spec.batch_size,
     )
 
 
@@ -218,17 +235,20 @@ def run_job(config: ScenarioConfig, spec: MethodSpec, seed: int, progress: bool 
     """Train one (method, seed) of a scenario; return its results.json record (deterministic)."""
     from .training import train
 
-    data = make_dataset("xor", n=config.n, d=config.d, n_test=config.n_test, seed=seed)
-    model = make_model(config.arch, config.d, config.width, seed=INIT_SEED_OFFSET + seed,
-                       init_scale=spec.init_scale, gamma_init=spec.gamma_init,
-                       X_ref=data.X_train if config.arch == "sim_bn" else None)
-    hist = train(model, data, _train_config(spec, seed, config.backend), progress=progress)
+    arch = spec.arch or config.arch
+    data = make_dataset(config.dataset, n=config.n, d=config.d, n_test=config.n_test, seed=seed)
+    model = make_model(arch, config.d, config.width, seed=INIT_SEED_OFFSET + seed, init_scale=spec.init_scale,
+                       gamma_init=spec.gamma_init, activation=config.activation, depth=config.depth,
+                       X_ref=data.X_train if arch == "sim_bn" else None)
+    hist = train(model, data, _train_config(spec, seed, config.backend, config.loss), progress=progress)
     h = {k: [(_clean(v) if k != "epoch" else int(v)) for v in vals] for k, vals in hist.to_dict().items()}
     acc = [a if a is not None else -1.0 for a in h["test_acc"]]
     peak = max(range(len(acc)), key=acc.__getitem__) if acc else 0
     final = {k: h[k][-1] if h[k] else None for k in ("train_loss", "test_acc", "trace")}
+    with torch.no_grad():  # the regression metric of ball data (Fig. 7); also defined for ±1 labels
+        final["test_mse"] = float((model(data.X_test) - data.y_test).pow(2).mean())
     return _finite({
-        "arch": config.arch, "method": spec.name, "label": spec.label, "seed": seed,
+        "arch": arch, "method": spec.name, "label": spec.label, "seed": seed,
         "interrupted": bool(hist.interrupted),
         "final": {"epoch": h["epoch"][-1] if h["epoch"] else 0, **final},
         "peak": {"test_acc": h["test_acc"][peak] if acc else None,
@@ -283,8 +303,13 @@ def _job_entry(job):
 def _cost(config: ScenarioConfig, spec: MethodSpec) -> float:
     """Rough relative cost, used only to start the longest jobs first."""
     steps = spec.epochs * config.n  # example-gradients: a GD epoch also touches all n examples
-    per_step = {"sim_bn": 60.0, "sim_ln": 3.0}.get(config.arch, 1.0) * config.width
-    return steps * per_step
+    arch = spec.arch or config.arch
+    per_step = {"sim_bn": 60.0, "sim_ln": 3.0}.get(arch, 1.0) * config.width
+    from .engine import supports  # torch-backend cases are ~300x slower per step than the engine
+
+    kernel = "gd" if spec.optimizer == "gd" else "one_sam"
+    slow = spec.optimizer == "sgd" or not supports(arch, kernel, activation=config.activation, loss=config.loss)
+    return steps * per_step * (300.0 if slow else 1.0)
 
 
 def _run_jobs(jobs, workers: int, progress: bool, report, on_start=lambda: None):
@@ -457,18 +482,20 @@ def _assemble(config, seeds, records, seconds, interrupted, wall) -> dict:
                 "final_test_acc": _stats([r["final"]["test_acc"] for r in rs]),
                 "final_trace": _stats([r["final"]["trace"] for r in rs]),
                 "final_train_loss": _stats([r["final"]["train_loss"] for r in rs]),
+                "final_test_mse": _stats([r["final"].get("test_mse") for r in rs]),
                 "peak_test_acc": _stats([r["peak"]["test_acc"] for r in rs]),
                 "peak_epoch": _stats([r["peak"]["epoch"] for r in rs]),
                 "top4_min_share_x12": _stats([min(row["share_x12"] or 0.0 for row in r["neurons"])
                                               for r in rs]),
             }
-    if config.arch == "bias":
+    main = config.name in SCENARIOS  # appendix figures: flatlab.appendix.check_directions
+    if main and config.arch == "bias":
         from .constructions import bias_trace_floor
 
         summary["trace_floor"] = bias_trace_floor(config.d)
-    if config.arch == "sim_ln":
+    if main and config.arch == "sim_ln":
         summary["trace_floor"] = 2.0
-    if config.arch == "sim_bn":  # Fig. 2b: the top-4 neurons of every run
+    if main and config.arch == "sim_bn":  # Fig. 2b: the top-4 neurons of every run
         summary["neuron_table"] = [
             {"method": r["method"], "seed": r["seed"],
              "neurons": [{k: v for k, v in row.items() if k != "w"} for row in r["neurons"]]} for r in runs]
@@ -490,6 +517,10 @@ def check_directions(results: dict) -> list[dict]:
     use the issue's thresholds; ``smoke`` (tiny nets, few epochs) only the directions.
     """
     name, smoke = results["scenario"], results.get("preset") == "smoke"
+    if name not in SCENARIOS:
+        from .appendix import check_directions as appendix_checks
+
+        return appendix_checks(results)
     by = {}
     for r in results["runs"]:
         by.setdefault(r["method"], []).append(r)

@@ -8,6 +8,10 @@
   the largest ‖W1[i]‖ per seed, as a heatmap of W1[i]/‖W1[i]‖ over the d inputs with the
   numbers of Fig. 2b (weight on x1, x2, norm of the rest, share of the squared norm on x1, x2).
 
+- Appendix figures (``flatlab.appendix``): a config with ``figures`` gets one curves figure
+  per entry, ``<scenario>_<suffix>.png``, showing only that entry's methods (Fig. 8, 9, 10
+  of the ``fig8-10`` config are three files).
+
 Matplotlib's Agg backend is used, so no display is needed.
 """
 from __future__ import annotations
@@ -24,7 +28,8 @@ from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 __all__ = ["plot_results", "plot_curves", "curves_figure", "plot_neurons", "COLORS"]
 
 COLORS = {"gd_wd": "#1f77b4", "one_sam": "#d62728", "one_sam_projected": "#2ca02c"}  # by method id
-_PANELS = (("test_acc", "test accuracy", False), ("train_loss", "training loss (MSE)", True),
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")  # other ids, in order
+_PANELS = (("test_acc", "test accuracy", False), ("train_loss", "training loss", True),
            ("trace", "Tr ∇²L (sharpness)", True))
 
 
@@ -45,22 +50,26 @@ def _methods(results):
     return [(name, groups[name]) for name in order if name in groups]
 
 
-def plot_curves(results: dict, path) -> Path:
+def plot_curves(results: dict, path, methods=None, title=None) -> Path:
     """The three training-curve panels of one scenario, saved to ``path`` (PNG)."""
-    fig = curves_figure(results)
+    fig = curves_figure(results, methods, title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
 
 
-def curves_figure(results: dict):
-    """The matplotlib Figure of :func:`plot_curves` (axes: test acc, train loss, trace)."""
+def curves_figure(results: dict, methods=None, title=None):
+    """The matplotlib Figure of :func:`plot_curves` (axes: test acc, train loss, trace).
+
+    ``methods``: the method ids to draw (default all); ``title``: replaces the config's title.
+    """
     cfg = results["config"]
     specs = {m["name"]: m for m in cfg["methods"]}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
     seeds = sorted({r["seed"] for r in results["runs"]})
-    for name, runs in _methods(results):
-        color = COLORS.get(name, None)
+    groups = [(nm, rs) for nm, rs in _methods(results) if methods is None or nm in methods]
+    for i, (name, runs) in enumerate(groups):
+        color = COLORS.get(name) if len(groups) <= 3 and name in COLORS else _PALETTE[i % len(_PALETTE)]
         label = f"{runs[0]['label']} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
         for ax, (key, _, logy) in zip(axes, _PANELS):
             ep, mean, lo, hi = _band(runs, key)
@@ -87,13 +96,15 @@ def curves_figure(results: dict):
             ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
             ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
+        if key == "test_acc" and cfg.get("dataset") == "ball":  # real labels: Pr(y·f(x) > 0)
+            ylabel = "test sign accuracy"
+        ax.set_ylabel(ylabel + (f" ({cfg.get('loss', 'mse')})" if key == "train_loss" else ""))
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylim(min(0.45, axes[0].get_ylim()[0]), 1.02)
     axes[0].legend(loc="lower right", fontsize=9)
     axes[2].legend(loc="best", fontsize=9)
     tag = " (interrupted)" if results.get("interrupted") else ""
-    fig.suptitle(f"{cfg['title']} — width {cfg['width']}, d = {cfg['d']}, n = {cfg['n']}, "
+    fig.suptitle(f"{title or cfg['title']} — width {cfg['width']}, d = {cfg['d']}, n = {cfg['n']}, "
                  f"preset {cfg['preset']}, seeds {seeds}{tag}", fontsize=11)
     return fig
 
@@ -132,7 +143,12 @@ def plot_results(results: dict, folder) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     name = results["scenario"]
-    paths = [plot_curves(results, folder / f"{name}_curves.png")]
+    panels = results["config"].get("figures") or ()
+    if panels:
+        paths = [plot_curves(results, folder / f"{name}_{suffix}.png", methods, title)
+                 for suffix, title, methods in panels]
+    else:
+        paths = [plot_curves(results, folder / f"{name}_curves.png")]
     if name in ("scenario1", "scenario1-bn"):
         paths.append(plot_neurons(results, folder / f"{name}_neurons.png"))
     return paths

@@ -10,8 +10,8 @@ FLATLAB = sorted(p for p in (ROOT / "flatlab").glob("*.py") if p.name != "__main
 
 # rank of each room; a module may import only rooms of lower or equal rank
 RANK = {
-    "data": 0, "losses": 0, "models": 1, "_closed_form": 2, "sharpness": 2, "constructions": 2, "diagnostics": 3,
-    "optim": 3, "engine": 3, "penalty": 5, "training": 5, "experiments": 6, "beyond": 6,
+    "data": 0, "losses": 0, "models": 1, "_closed_form": 2, "sharpness": 2, "constructions": 2,
+    "diagnostics": 3, "optim": 3, "engine": 3, "penalty": 5, "training": 5, "experiments": 6, "appendix": 6, "beyond": 6,
     "plotting": 6, "cli": 7, "__init__": 8,
 }
 

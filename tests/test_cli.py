@@ -75,7 +75,7 @@ def test_bad_arguments(capsys, tmp_path):
         (["reproduce", "scenario1", "--seeds", "-1"], "non-negative"),
         (["reproduce", "scenario1", "--seeds", "x"], "non-negative"),
         (["reproduce", "scenario1", "--workers", "0"], ">= 1"),
-        (["reproduce", "fig7", "--out", str(tmp_path)], "not yet available"),
+        (["reproduce", "fig5", "--out", str(tmp_path)], "not yet available"),
         ([], "COMMAND"),
     ]
     for argv, message in cases:

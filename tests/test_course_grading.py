@@ -36,7 +36,8 @@ WRONG = {
     "hw4": ("hw4.x1x2_share", "return 0.5"),
     "hw5": ("hw5.projected_step", "return 0.0"),
 }
-_REGION = re.compile(r"^(?P<ind>[ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*$", re.S | re.M)
+_REGION = re.compile(r"^(?P<ind>[ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*$",
+                     re.S | re.M)
 
 
 def _meta(cell) -> dict:
@@ -46,7 +47,8 @@ def _meta(cell) -> dict:
 def _autograder(*args, cwd=ROOT, timeout=900):
     proc = subprocess.run([sys.executable, "-m", "autograder", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"autograder {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}"
+    command = " ".join(map(str, args))
+    assert proc.returncode == 0, f"autograder {command} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
 
 
@@ -62,13 +64,19 @@ def fresh_build(tmp_path_factory):
     return base / "assignments", base / "grading"
 
 
+def test_build_check_cli():
+    """`python -m autograder build --check`: every committed student notebook is fresh and leak-free."""
+    _autograder("build", "--check")
+
+
 @pytest.mark.parametrize("name", COURSE)
 def test_committed_assignment_equals_fresh_build(name, fresh_build):
     """assignments/ is generated: it must be byte-identical to a fresh `python -m autograder build`."""
     committed = ROOT / "assignments" / f"{name}.ipynb"
     assert committed.exists(), f"{committed} missing: run `python -m autograder build`"
     assert committed.read_text() == (fresh_build[0] / f"{name}.ipynb").read_text(), (
-        f"{committed} differs from a fresh build: run `python -m autograder build`, never edit assignments/ by hand")
+        f"{committed} differs from a fresh build: run `python -m autograder build` "
+        "(never edit assignments/ by hand)")
 
 
 @pytest.mark.parametrize("name", COURSE)
@@ -104,7 +112,7 @@ def test_student_notebook_has_no_solution(name):
 
 
 def test_course_has_enough_well_formed_tasks():
-    """>= 25 autograded tasks; each has points, a summary, a function, a public check and rng-driven hidden tests."""
+    """>= 25 autograded tasks, each with points, summary, function, public check, rng-driven hidden tests."""
     total = 0
     for name in COURSE:
         nb = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
@@ -146,7 +154,10 @@ def _with_wrong_task(src: Path, dst: Path, task_id: str, body: str) -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", COURSE)
 def test_grading_solution_untouched_and_one_wrong(name, fresh_build, tmp_path):
-    """Solution: full marks. Untouched student notebook: 0, graded without a crash. One task wrong: exactly that task's points lost."""
+    """Solution: full marks. Untouched student notebook: 0, graded, no crash.
+
+    One task wrong: exactly that task's points lost, every other task keeps its points.
+    """
     assignments, bundles = fresh_build
     subs = tmp_path / "submissions"
     subs.mkdir()
@@ -155,7 +166,8 @@ def test_grading_solution_untouched_and_one_wrong(name, fresh_build, tmp_path):
     task_id, body = WRONG[name]
     lost = _with_wrong_task(ROOT / "solutions" / f"{name}.ipynb", subs / "one_wrong.ipynb", task_id, body)
     out = tmp_path / "graded"
-    _autograder("grade", "--assignment", name, "--bundles", bundles, "--out", out, "--jobs", "2", "--seed", "7", subs)
+    _autograder("grade", "--assignment", name, "--bundles", bundles, "--out", out,
+                "--jobs", "2", "--seed", "7", subs)
     with open(out / "grades.csv", newline="") as fh:
         rows = {r["student"]: r for r in csv.DictReader(fh)}
     for student, row in rows.items():  # failing tests with their messages, for the assertion output

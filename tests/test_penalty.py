@@ -79,6 +79,40 @@ def test_closed_form_gradient_matches_double_backprop(arch, activation):
     assert any(float(a.abs().max()) > 1e-3 for a in g_closed)  # the gradient is not trivially zero
 
 
+@pytest.mark.parametrize("activation", ["relu", "softplus"])
+@pytest.mark.parametrize("eps", [1e-6, "median"])
+def test_sim_ln_closed_form_value_and_gradient_match_autograd(activation, eps):
+    """Sim-LN's closed-form S and its gradient against per-example autograd; with eps at the median
+    ‖h‖ half the rows are clamped (f = W2·h/eps there)."""
+    model, X, _ = build("sim_ln", seed=8, activation=activation)
+    if eps == "median":
+        hn = model.hidden(X).norm(dim=1).detach()
+        model, X, _ = build("sim_ln", seed=8, activation=activation, eps=float(hn.median()) * (1 + 1e-9))
+        assert (hn < model.config.eps).any() and (hn > model.config.eps).any()
+    got = sharpness_penalty_closed_form(model, X)
+    assert float(got.detach()) == pytest.approx(reference_S(model, X), rel=1e-12)
+    assert float(sharpness_penalty(model, X).detach()) == float(got.detach())  # auto picks the closed form
+    params = list(model.parameters())
+    g_closed = torch.autograd.grad(got, params)
+    g_generic = torch.autograd.grad(sharpness_penalty_generic(model, X), params)
+    for a, b in zip(g_closed, g_generic):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert any(float(a.abs().max()) > 1e-3 for a in g_closed)
+
+
+def test_sim_ln_closed_form_gradient_is_finite_when_every_unit_is_dead():
+    model, X, _ = build("sim_ln", seed=9)
+    with torch.no_grad():
+        model.W1.zero_()
+        model.b1.copy_(-torch.arange(model.config.width, dtype=torch.float64))  # z = 0 or < 0: h = 0
+    S = sharpness_penalty_closed_form(model, X)
+    grads = torch.autograd.grad(S, list(model.parameters()))
+    assert float(S.detach()) == 0.0 == reference_S(model, X)
+    for a, b in zip(grads, torch.autograd.grad(sharpness_penalty_generic(model, X), list(model.parameters()))):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("arch", ["no_bias", "bias"])
 def test_penalized_grads_match_autograd(arch):
     model, X, y = build(arch, seed=6)
@@ -140,7 +174,7 @@ def test_bad_inputs():
         sharpness_penalty(model, X[:, :3])
     with pytest.raises(ValueError, match="method"):
         sharpness_penalty(model, X, method="nope")
-    sim, _, _ = build("sim_ln")
+    sim, _, _ = build("sim_bn")  # no closed form (its statistic couples the examples)
     with pytest.raises(ValueError, match="arch"):
         sharpness_penalty_closed_form(sim, X)
     with pytest.raises(ValueError, match="model"):

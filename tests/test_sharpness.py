@@ -149,6 +149,75 @@ def test_closed_form_grad_norms_equal_autograd(case):
     assert torch.allclose(a, b, rtol=1e-13, atol=0)
 
 
+def sim_ln_case(seed, m, activation="relu", n=12, d=5, eps_quantile=None):
+    """A seeded Sim-LN net; with ``eps_quantile`` q, eps sits between two rows' ‖h‖ so that about a
+    fraction q of the rows are clamped (‖h‖ < eps) and the others are not."""
+    X, _ = xor_parity(n, d, seed=seed + 50)
+    model = make_model("sim_ln", d, m, seed=seed, activation=activation)
+    if eps_quantile is not None:
+        hn = model.hidden(X).norm(dim=1).detach().sort().values
+        k = next(k for k in range(max(1, int(eps_quantile * n)), n) if hn[k] > hn[k - 1])  # rows may repeat
+        eps = float(hn[k - 1] + hn[k]) / 2
+        assert hn[k - 1] < eps < hn[k]
+        model = make_model("sim_ln", d, m, seed=seed, activation=activation, eps=eps)
+    return model, X
+
+
+def closed_vs_autograd(model, X):
+    a = per_example_grad_sq_norms(model, X, method="closed_form")
+    b = per_example_grad_sq_norms(model, X, method="autograd")  # torch.func.vmap of per-example grads
+    c = ref_jacobian(model, X).pow(2).sum(1)  # a plain autograd loop
+    return a, b, c
+
+
+@pytest.mark.parametrize("seed, m, activation, eps_quantile", [
+    (0, 6, "relu", None), (1, 40, "relu", None), (2, 200, "relu", None), (3, 9, "softplus", None),
+    (4, 8, "relu", 0.5), (5, 30, "relu", 0.25), (6, 8, "softplus", 0.75)])
+def test_sim_ln_closed_form_grad_norms_equal_autograd(seed, m, activation, eps_quantile):
+    model, X = sim_ln_case(seed, m, activation, eps_quantile=eps_quantile)
+    a, b, c = closed_vs_autograd(model, X)
+    assert a.shape == (X.shape[0],) and a.dtype == torch.float64
+    assert torch.allclose(a, b, rtol=1e-12, atol=0) and torch.allclose(a, c, rtol=1e-12, atol=0)
+    assert torch.equal(per_example_grad_sq_norms(model, X), a)  # auto picks the closed form
+    hn = model.hidden(X).norm(dim=1).detach()
+    free = hn > model.config.eps
+    assert (a[free] > 1 - 1e-12).all()  # unclamped: the output layer alone gives ‖u‖² = 1
+    if eps_quantile is not None:  # clamped rows: ‖h‖²/eps² + the first layer
+        assert (~free).any() and (a[~free] >= (hn[~free] / model.config.eps) ** 2 - 1e-12).all()
+
+
+@pytest.mark.parametrize("eps, clamped", [(5.0, False), (5.0 * (1 + 1e-9), True), (1e-6, False)])
+def test_sim_ln_closed_form_at_the_clamp_boundary(eps, clamped):
+    """h = (3, 4, 0, ...) on every input, so ‖h‖ = 5 exactly: at eps = ‖h‖ the normalization's gradient
+    passes (autograd's clamp_min rule) and gives 1 + ‖x'‖²‖(I - uuᵀ)W2‖²/25 on the two live neurons;
+    just above it the net is f = W2·h/eps. Neurons at z = 0 exactly are dead (relu'(0) = 0)."""
+    d, m = 4, 5
+    X, _ = xor_parity(8, d, seed=0)
+    model = make_model("sim_ln", d, m, seed=1, eps=eps)
+    with torch.no_grad():
+        model.W1.zero_()
+        model.b1.copy_(torch.tensor([3.0, 4.0, 0.0, -1.0, 0.0], dtype=torch.float64))
+    a, b, c = closed_vs_autograd(model, X)
+    assert torch.allclose(a, b, rtol=1e-12, atol=0) and torch.allclose(a, c, rtol=1e-12, atol=0)
+    u, W2, xsq = torch.tensor([0.6, 0.8]), model.W2.detach()[:2], X.pow(2).sum(1) + 1
+    if clamped:
+        want = 25 / eps**2 + xsq * W2.pow(2).sum() / eps**2
+    else:
+        want = 1 + xsq * (W2 - (u @ W2) * u).pow(2).sum() / 25
+    assert torch.allclose(a, want, rtol=1e-12, atol=0)
+
+
+def test_sim_ln_closed_form_with_all_hidden_units_dead():
+    """h = 0 (every z <= 0, some exactly 0): f = 0 near θ along W2, and every gradient vanishes."""
+    X, _ = xor_parity(8, 4, seed=0)
+    model = make_model("sim_ln", 4, 5, seed=1)
+    with torch.no_grad():
+        model.W1.zero_()
+        model.b1.copy_(torch.tensor([0.0, -1.0, 0.0, -2.0, -0.5], dtype=torch.float64))
+    a, b, c = closed_vs_autograd(model, X)
+    assert torch.equal(a, torch.zeros(8, dtype=torch.float64)) and torch.equal(b, a) and torch.equal(c, a)
+
+
 @pytest.mark.parametrize("case", ["sim_bn", "sim_ln", "softplus"])
 def test_gauss_newton_equals_exact_at_interpolation(case):
     model, X, y = build(case, d=4, m=12, n=8)
@@ -475,7 +544,8 @@ def test_bad_input_raises_value_error_naming_the_argument(call, name):
         call(model, X, y)
 
 
-def test_closed_form_refused_for_other_archs():
-    model, X, _ = build("sim_ln")
+@pytest.mark.parametrize("case", ["sim_bn", "deep_bias"])
+def test_closed_form_refused_for_other_archs(case):
+    model, X, _ = build(case)
     with pytest.raises(ValueError, match="closed_form"):
         per_example_grad_sq_norms(model, X, method="closed_form")
