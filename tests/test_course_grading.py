@@ -25,7 +25,8 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COURSE = [f"hw{i}" for i in range(6)]
+COURSE = [f"hw{i}" for i in range(6)]  # the core course (the syllabus total row)
+ALL = [*COURSE, "hw6"]  # with the optional capstone
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "<!-- BEGIN SOLUTION", "<!-- END SOLUTION")
 # One task per assignment that no other task calls, and a wrong (but non-crashing) body for it.
 WRONG = {
@@ -35,6 +36,7 @@ WRONG = {
     "hw3": ("hw3.top_neurons", 'return {"index": [], "share": [], "signs": []}'),
     "hw4": ("hw4.x1x2_share", "return 0.5"),
     "hw5": ("hw5.projected_step", "return 0.0"),
+    "hw6": ("hw6.memorization", "return 0.25"),
 }
 _REGION = re.compile(r"^(?P<ind>[ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*$",
                      re.S | re.M)
@@ -54,11 +56,11 @@ def _autograder(*args, cwd=ROOT, timeout=900):
 
 @pytest.fixture(scope="module")
 def fresh_build(tmp_path_factory):
-    """Build hw0-hw5 from solutions/ into a temporary folder: (assignments dir, bundles dir)."""
+    """Build hw0-hw6 from solutions/ into a temporary folder: (assignments dir, bundles dir)."""
     base = tmp_path_factory.mktemp("course_build")
     src = base / "solutions"
     src.mkdir()
-    for name in COURSE:
+    for name in ALL:
         shutil.copy(ROOT / "solutions" / f"{name}.ipynb", src / f"{name}.ipynb")
     _autograder("build", "--solutions", src, "--out", base / "assignments", "--bundles", base / "grading")
     return base / "assignments", base / "grading"
@@ -69,7 +71,7 @@ def test_build_check_cli():
     _autograder("build", "--check")
 
 
-@pytest.mark.parametrize("name", COURSE)
+@pytest.mark.parametrize("name", ALL)
 def test_committed_assignment_equals_fresh_build(name, fresh_build):
     """assignments/ is generated: it must be byte-identical to a fresh `python -m autograder build`."""
     committed = ROOT / "assignments" / f"{name}.ipynb"
@@ -79,7 +81,7 @@ def test_committed_assignment_equals_fresh_build(name, fresh_build):
         "(never edit assignments/ by hand)")
 
 
-@pytest.mark.parametrize("name", COURSE)
+@pytest.mark.parametrize("name", ALL)
 def test_student_notebook_has_no_solution(name):
     """No marker, no hidden-test cell or function, no solution line; every task is a stub naming its id."""
     student = nbformat.read(ROOT / "assignments" / f"{name}.ipynb", as_version=4)
@@ -152,7 +154,7 @@ def _with_wrong_task(src: Path, dst: Path, task_id: str, body: str) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", COURSE)
+@pytest.mark.parametrize("name", ALL)
 def test_grading_solution_untouched_and_one_wrong(name, fresh_build, tmp_path):
     """Solution: full marks. Untouched student notebook: 0, graded, no crash.
 
@@ -207,3 +209,17 @@ def test_syllabus_points_table_matches_notebooks():
         assert rows.get(name) == want, f"syllabus row {name}: {rows.get(name)} != notebooks {want}"
         totals = [a + b for a, b in zip(totals, want)]
     assert rows.get("hw0-hw5") == totals, f"syllabus total row {rows.get('hw0-hw5')} != {totals}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_solution_notebook_in_sync_with_its_percent_source(name):
+    """solutions/_src/<hw>.py is what instructors edit; solutions/<hw>.ipynb must be its conversion."""
+    sys.path.insert(0, str(ROOT / "solutions" / "_src"))
+    try:
+        import percent_to_ipynb
+    finally:
+        sys.path.pop(0)
+    want = percent_to_ipynb.parse((ROOT / "solutions" / "_src" / f"{name}.py").read_text())
+    have = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
+    assert nbformat.writes(want) == nbformat.writes(have), (
+        f"solutions/{name}.ipynb is out of date: run `python solutions/_src/percent_to_ipynb.py {name}`")

@@ -178,7 +178,7 @@ def test_hutchinson_seeded(student, rng):
 # f(x_i) depends on θ also through the statistic of the training inputs; differentiate
 # through it (calling the model does this for you).
 
-# %% {"role": "task", "id": "hw1.gn_trace", "points": 3, "function": "gauss_newton_trace", "summary": "return (2/n) * sum_i ||grad_theta f(x_i)||^2 from per-example gradients", "forbid": ["flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace"]}
+# %% {"role": "task", "id": "hw1.gn_trace", "points": 3, "function": "gauss_newton_trace", "summary": "return (2/n) * sum_i ||grad_theta f(x_i)||^2 from per-example gradients", "forbid": ["flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
 def gauss_newton_trace(model, X):
     """Lemma 4.1's (2/n) Σ_i ‖∇_θ f(x_i)‖² for X (n, d). Returns a float."""
     ### BEGIN SOLUTION

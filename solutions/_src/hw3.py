@@ -63,7 +63,7 @@ def test_path_norm_random(student, rng):
 # `no_bias_trace(W1, W2, X)` from these formulas: no autograd, one pass over the
 # activations (O(n·m·d)). This is how the training engine logs the trace at width 500.
 
-# %% {"role": "task", "id": "hw3.no_bias_trace", "points": 3, "function": "no_bias_trace", "summary": "return (2/n) sum_i [ ||relu(W1 x_i)||^2 + ||x_i||^2 sum_j W2_j^2 1[w_j.x_i > 0] ] without autograd", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "torch.autograd.grad", "torch.func.grad", "torch.func.vmap"]}
+# %% {"role": "task", "id": "hw3.no_bias_trace", "points": 3, "function": "no_bias_trace", "summary": "return (2/n) sum_i [ ||relu(W1 x_i)||^2 + ||x_i||^2 sum_j W2_j^2 1[w_j.x_i > 0] ] without autograd", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "torch.autograd.grad", "torch.func.grad", "torch.func.vmap", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
 def no_bias_trace(W1, W2, X):
     """Tr ∇²L of the no-bias net W2·relu(W1 x) on X (n, d), in closed form. Returns a float."""
     ### BEGIN SOLUTION

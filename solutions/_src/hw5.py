@@ -49,7 +49,7 @@ def sim_ln_net(params, eps=1e-6):
 # norm of the output-layer gradient and of the first-layer gradient (W1 and b1 together),
 # from these formulas, without autograd.
 
-# %% {"role": "task", "id": "hw5.grad_parts", "points": 4, "function": "sim_ln_grad_parts", "summary": "closed form per example: [||grad_W2 f||^2, (||x||^2+1) ||D (I - u u^T) W2 / ||h||  ||^2] (the eps branch when ||h|| <= eps), shape (n, 2), no autograd", "forbid": ["flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.hessian_trace", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward", "torch.func.grad", "torch.func.vmap", "torch.func.jacrev", "torch.func.jacfwd", "torch.autograd.functional.jacobian"]}
+# %% {"role": "task", "id": "hw5.grad_parts", "points": 4, "function": "sim_ln_grad_parts", "summary": "closed form per example: [||grad_W2 f||^2, (||x||^2+1) ||D (I - u u^T) W2 / ||h||  ||^2] (the eps branch when ||h|| <= eps), shape (n, 2), no autograd", "forbid": ["flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.hessian_trace", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward", "torch.func.grad", "torch.func.vmap", "torch.func.jacrev", "torch.func.jacfwd", "torch.autograd.functional.jacobian", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
 def sim_ln_grad_parts(W1, b1, W2, X, eps=1e-6):
     """Per-example squared gradient norms of a Sim-LN net, split by layer. Returns (n, 2): [output layer, first layer]."""
     ### BEGIN SOLUTION

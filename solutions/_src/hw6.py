@@ -52,7 +52,7 @@ torch.set_num_threads(1)
 # with respect to the model's parameters (you will train with it), computed from the
 # activations in O(n·m·d), without per-example gradients.
 
-# %% {"role": "task", "id": "hw6.penalty", "points": 4, "function": "penalty_value", "summary": "return S = (2/n)[sum ||h(x_i)||^2 + sum_i (||x_i||^2 [+1]) sum_j W2_j^2 1[h_ij>0]] as a differentiable 0-dim tensor", "forbid": ["flatlab.penalty.sharpness_penalty", "flatlab.penalty.sharpness_penalty_closed_form", "flatlab.penalty.sharpness_penalty_generic", "flatlab.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace"]}
+# %% {"role": "task", "id": "hw6.penalty", "points": 4, "function": "penalty_value", "summary": "return S = (2/n)[sum ||h(x_i)||^2 + sum_i (||x_i||^2 [+1]) sum_j W2_j^2 1[h_ij>0]] as a differentiable 0-dim tensor", "forbid": ["flatlab.penalty.sharpness_penalty", "flatlab.penalty.sharpness_penalty_closed_form", "flatlab.penalty.sharpness_penalty_generic", "flatlab.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
 def penalty_value(model, X):
     """S(θ) = (2/n) Σ_i ‖∇θ f(x_i)‖² for a relu bias / no_bias net, from activations. X (n, d). Returns a 0-dim tensor with autograd."""
     ### BEGIN SOLUTION
@@ -311,7 +311,7 @@ def test_memorization_zero_output(student, rng):
 # gradients (as in hw1; `torch.func.vmap` over `torch.func.grad` is fastest) and return
 # `(c, S1)` with c the smallest scale for which S(c) − 2 ≤ tol.
 
-# %% {"role": "task", "id": "hw6.scale_to_floor", "points": 3, "function": "scale_to_floor", "summary": "compute S(1) = (2/n) sum ||grad f(x_i)||^2 for a Sim-LN net from per-example gradients; return (sqrt((S1-2)/tol), S1)", "forbid": ["flatlab.penalty.sharpness_penalty", "flatlab.penalty.sharpness_penalty_generic", "flatlab.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace"]}
+# %% {"role": "task", "id": "hw6.scale_to_floor", "points": 3, "function": "scale_to_floor", "summary": "compute S(1) = (2/n) sum ||grad f(x_i)||^2 for a Sim-LN net from per-example gradients; return (sqrt((S1-2)/tol), S1)", "forbid": ["flatlab.penalty.sharpness_penalty", "flatlab.penalty.sharpness_penalty_generic", "flatlab.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
 def scale_to_floor(model, X, tol):
     """The smallest c with S(c) - 2 <= tol for a Sim-LN net, and S(1). X (n, d). Returns (c, S1) as floats."""
     ### BEGIN SOLUTION
