@@ -150,15 +150,16 @@ def _solution_lines(nb) -> set[str]:
 
 def find_leaks(student_text: str, source_nb, asg: Assignment) -> list[str]:
     """What of the hidden material appears in a student notebook's text (empty = clean)."""
-    text = "\n".join(c.source for c in nbformat.reads(student_text, as_version=4).cells)
+    # lines are compared whole (stripped): `return lam` must not match inside `return lambda x: x`
+    visible = {ln.strip() for c in nbformat.reads(student_text, as_version=4).cells for ln in c.source.split("\n")}
     leaks = [f"marker {m!r}" for m in MARKERS if m in student_text]
     leaks += [f"hidden test {t.name}" for t in asg.tests if t.name in student_text]
     for _, src in asg.hidden_sources:
         for ln in src.split("\n"):
             s = ln.strip()
-            if len(s) >= 25 and not s.startswith(("#", '"""', "import ", "from ")) and s in text:
+            if len(s) >= 25 and not s.startswith(("#", '"""', "import ", "from ")) and s in visible:
                 leaks.append(f"hidden-test line {s!r}")
-    leaks += [f"solution line {ln!r}" for ln in sorted(_solution_lines(source_nb)) if ln in text]
+    leaks += [f"solution line {ln!r}" for ln in sorted(_solution_lines(source_nb)) if ln in visible]
     return leaks
 
 

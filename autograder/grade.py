@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -125,6 +126,13 @@ def static_forbidden(source: str, names) -> list[str]:
     return hits
 
 
+# Trusted code (hidden tests, references) runs one thread at a time: torch's forward-mode AD
+# levels and similar state are process-global, so two hidden tests computing references at
+# once in threads (``--jobs N``) can corrupt each other. The lock is released while a test
+# waits for the student's worker, so submissions still run in parallel where the time goes.
+_TRUSTED = threading.Lock()
+
+
 class _Student:
     """``student`` in a hidden test: attribute access calls the submission's function."""
 
@@ -138,8 +146,13 @@ class _Student:
         return left
 
     def call(self, name: str, *args, return_args: bool = False, **kwargs):
-        res, after = self._session.call(name, args, kwargs, forbid=self._forbid, return_args=return_args,
-                                        timeout=self._left())
+        timeout = self._left()
+        _TRUSTED.release()  # held by the hidden test calling us; let other submissions' tests run
+        try:
+            res, after = self._session.call(name, args, kwargs, forbid=self._forbid,
+                                            return_args=return_args, timeout=timeout)
+        finally:
+            _TRUSTED.acquire()
         return (res, after) if return_args else res
 
     def __getattr__(self, name):
@@ -232,7 +245,8 @@ def grade_notebook(path: str | Path, bundle: dict, *, seed: int = 0, cfg: Sandbo
                 else:
                     student_obj = _Student(session, task["forbid"], cfg.timeout)
                     try:
-                        ns[t["name"]](student_obj, _test_rng(seed, task["id"], t["name"]))
+                        with _TRUSTED:
+                            ns[t["name"]](student_obj, _test_rng(seed, task["id"], t["name"]))
                         rec.update(passed=True, score=float(t["points"]), kind="passed")
                     except StudentError as e:
                         rec.update(kind=e.kind, message=e.message, traceback=e.traceback)

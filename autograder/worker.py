@@ -157,7 +157,7 @@ def _resolve(dotted: str):
         try:
             for name in parts[k:]:
                 obj = getattr(obj, name)
-        except AttributeError:
+        except (AttributeError, ImportError):  # e.g. a lazy flatlab submodule that does not exist
             return None
         return obj
     return None

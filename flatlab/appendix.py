@@ -49,7 +49,8 @@ def _fig11(preset: str) -> ScenarioConfig:
     epochs, every, width, n_test = {"paper": (100_000, 1_000, 500, 10_000), "quick": (60, 5, 50, 5_000),
                                     "smoke": (8, 4, 30, 1_000)}[preset]
     methods = (
-        _m("sgd_wd", "SGD+wd (batch 1)", "sgd", [(epochs, 0.01, 0.0)], every, weight_decay=0.05, batch_size=1),
+        _m("sgd_wd", "SGD+wd (batch 1)", "sgd", [(epochs, 0.01, 0.0)], every, weight_decay=0.05,
+           batch_size=1),
         _m("one_sam", "1-SAM", "one_sam", [(epochs, 0.01, 0.05)], every),
     )
     return ScenarioConfig(
@@ -68,6 +69,8 @@ def _fig8_10(preset: str) -> ScenarioConfig:
         "quick": (400, 40, 40, 10, 100, 5_000),
         "smoke": (30, 3, 3, 3, 20, 1_000)}[preset]
     e_bn = 40_000 if p else e_sam
+    warm = max(1, e_ln // 10)  # Sim-LN: rho 0.5 first, then 1 (paper: 1e3 + 1e5 epochs)
+    ln_phases = [(1_000, 1.0, 0.5), (100_000, 1.0, 1.0)] if p else [(warm, 1.0, 0.5), (e_ln - warm, 1.0, 1.0)]
     methods = (
         _m("sgd_wd_no_bias", "no bias: SGD+wd (batch 10)", "sgd", [(e_gd, 0.1, 0.0)], every * 10,
            weight_decay=0.01, batch_size=10, arch="no_bias"),
@@ -77,13 +80,13 @@ def _fig8_10(preset: str) -> ScenarioConfig:
         _m("one_sam_bias", "bias: 1-SAM", "one_sam", [(e_sam, 0.1, 0.2)], every, arch="bias"),
         _m("one_sam_sim_bn", "Sim-BN: 1-SAM", "one_sam", [(e_bn, 0.1, 0.2)], every, arch="sim_bn"),
         _m("one_sam_sim_ln", "Sim-LN: 1-SAM", "one_sam",
-           [(1_000, 1.0, 0.5), (100_000, 1.0, 1.0)] if p else [(max(1, e_ln // 10), 1.0, 0.5), (e_ln - max(1, e_ln // 10), 1.0, 1.0)],
-           every,
+           ln_phases, every,
            arch="sim_ln", init_scale=0.01),
     )
     figures = (("fig8", "Fig. 8: logistic loss, 2-MLP-No-Bias", ("sgd_wd_no_bias", "one_sam_no_bias")),
                ("fig9", "Fig. 9: logistic loss, 2-MLP-Bias", ("sgd_wd_bias", "one_sam_bias")),
-               ("fig10", "Fig. 10: logistic loss, Sim-BN and Sim-LN, 1-SAM", ("one_sam_sim_bn", "one_sam_sim_ln")))
+               ("fig10", "Fig. 10: logistic loss, Sim-BN and Sim-LN, 1-SAM",
+                ("one_sam_sim_bn", "one_sam_sim_ln")))
     return ScenarioConfig(
         "fig8-10", preset, "Figs. 8-10: logistic loss (label smoothing 0.2)", "no_bias", methods, width=width,
         n_test=n_test, loss="logistic", figures=figures,

@@ -84,9 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     figs = _implemented()
     rep.add_argument("scenario", metavar="SCENARIO", choices=(*SCENARIOS, "all", "beyond", *figs, *APPENDIX),
                      help=f"one of {', '.join(SCENARIOS)}, all (the four), beyond (GD+wd, 1-SAM, "
-                          "sharpness penalty and label-noise SGD on scenario 2; Sim-LN rescaling), or an appendix "
-                          "figure: " + ", ".join(f"{k} ({_APPENDIX_ALL[k]})" for k in figs)
-                          + (f" (appendix figures {', '.join(APPENDIX)}: not yet available)" if APPENDIX else ""))
+                          "sharpness penalty and label-noise SGD on scenario 2; Sim-LN rescaling), "
+                          "or an appendix figure: " + ", ".join(f"{k} ({_APPENDIX_ALL[k]})" for k in figs)
+                          + (f" (appendix figures {', '.join(APPENDIX)}: not yet available)"
+                             if APPENDIX else ""))
     preset = rep.add_mutually_exclusive_group()
     preset.add_argument("--quick", dest="preset", action="store_const", const="quick",
                         help="course schedules: 'all' in a few minutes on 2 cores (default preset)")
@@ -160,8 +161,8 @@ def _summary(results: dict, out) -> bool:
         for s in summary["methods"].values():
             print(f"   {s['label']:<18} final test acc {_rng(s['final_test_acc'])}  trace "
                   f"{_rng(s['final_trace'], '.2f')}  peak test acc {_rng(s['peak_test_acc'])}"
-                  + (f"  test MSE {_rng(s.get('final_test_mse'))}" if res.get("config", {}).get("dataset") == "ball"
-                     else ""))
+                  + (f"  test MSE {_rng(s.get('final_test_mse'))}"
+                     if res.get("config", {}).get("dataset") == "ball" else ""))
         if "trace_floor" in summary:
             print(f"   trace floor of interpolators: {summary['trace_floor']:.4f}")
         for row in summary.get("neuron_table", []):

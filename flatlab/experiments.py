@@ -308,7 +308,8 @@ def _cost(config: ScenarioConfig, spec: MethodSpec) -> float:
     from .engine import supports  # torch-backend cases are ~300x slower per step than the engine
 
     kernel = "gd" if spec.optimizer == "gd" else "one_sam"
-    slow = spec.optimizer == "sgd" or not supports(arch, kernel, activation=config.activation, loss=config.loss)
+    slow = spec.optimizer == "sgd" or not supports(arch, kernel, activation=config.activation,
+                                                   loss=config.loss)
     return steps * per_step * (300.0 if slow else 1.0)
 
 

@@ -27,7 +27,8 @@ def test_configs_follow_table2_and_are_json(name):
     if name == "fig11":
         assert paper.arch == "deep_bias" and paper.depth == 3
         sgd, sam = paper.methods
-        assert (sgd.optimizer, sgd.batch_size, sgd.weight_decay, sgd.phases) == ("sgd", 1, 0.05, ((100_000, 0.01, 0.0),))
+        assert (sgd.optimizer, sgd.batch_size, sgd.weight_decay) == ("sgd", 1, 0.05)
+        assert sgd.phases == ((100_000, 0.01, 0.0),)
         assert sam.phases == ((100_000, 0.01, 0.05),)
     if name == "fig8-10":
         assert paper.loss == "logistic"
@@ -54,7 +55,8 @@ def test_fig7_checks_follow_the_direction():
     good = {("one_sam_no_bias", 0): {"test_acc": 0.95, "test_mse": 0.02},
             ("one_sam_bias", 0): {"test_acc": 0.75, "test_mse": 0.25}}
     assert all(c["passed"] for c in A.check_directions(_fake("fig7", "quick", good)))
-    swapped = {("one_sam_no_bias", 0): good[("one_sam_bias", 0)], ("one_sam_bias", 0): good[("one_sam_no_bias", 0)]}
+    swapped = {("one_sam_no_bias", 0): good[("one_sam_bias", 0)],
+               ("one_sam_bias", 0): good[("one_sam_no_bias", 0)]}
     checks = A.check_directions(_fake("fig7", "quick", swapped))
     assert checks and not any(c["passed"] for c in checks)
     close = {("one_sam_no_bias", 0): {"test_acc": 0.95, "test_mse": 0.2},

@@ -13,6 +13,7 @@ import nbformat
 import pytest
 from agfixtures import FIXTURE, REPO
 
+from autograder import build as build_mod
 from autograder.build import build_one, find_leaks, main as build_main
 from autograder.notebook import parse_source
 
@@ -140,6 +141,19 @@ def test_leak_detector_catches_what_the_stubs_remove(built):
     assert "marker 'END SOLUTION'" in find_leaks(nbformat.writes(nb), src, asg)
     nb.cells[1].source += "\n    model = flatlab.make_model(\"bias\", d, m, seed=int(rng.integers(2**31)))"
     assert any("hidden-test line" in x for x in find_leaks(nbformat.writes(nb), src, asg))
+
+
+def test_leak_detector_compares_whole_lines_not_substrings(built):
+    """A solution line `return x * x` must not be reported inside a longer, different line."""
+    root, _, _ = built
+    src = _source()
+    asg = parse_source(src)
+    solution = sorted(build_mod._solution_lines(src))[0]
+    nb = nbformat.reads((root / "assignments" / "hwfix.ipynb").read_text(), as_version=4)
+    nb.cells[1].source += f"\n    other = 1  # {solution}"
+    assert find_leaks(nbformat.writes(nb), src, asg) == []
+    nb.cells[1].source += f"\n    {solution}"
+    assert any("solution line" in x for x in find_leaks(nbformat.writes(nb), src, asg))
 
 
 def test_file_name_must_match_the_assignment(tmp_path):
