@@ -9,6 +9,8 @@ Scenarios (d = 30, n = 100 XOR training points, fresh test points):
 - ``scenario3``    Sim-LN net: 1-SAM from a first layer scaled by 0.01, and projected 1-SAM
   with ‖(W1, b1)‖ = 10 (Fig. 6). Both generalize.
 
+Appendix figures (fig7, fig11, fig8-10) are configs of ``flatlab.appendix`` run by the same machinery.
+
 Presets: ``quick`` (course default), ``paper`` (Table 2 schedules, hours) and ``smoke``
 (seconds, for CI; the same directions with looser bars). Deviations from the paper are
 recorded in each config's ``notes`` and therefore in ``results.json``. Budget of ``quick``
