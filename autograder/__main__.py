@@ -1,4 +1,4 @@
-"""``python -m autograder build | grade | export {gradescope,nbgrader,otter}``."""
+"""``python -m autograder build | grade | release | export {gradescope,nbgrader,otter}``."""
 from __future__ import annotations
 
 import importlib
@@ -11,6 +11,7 @@ _USAGE = """usage: python -m autograder COMMAND [options]
 commands:
   build                 solutions/*.ipynb -> assignments/*.ipynb + grading bundles (--check: verify)
   grade                 grade a submission or a folder of submissions in the sandbox
+  release               the student repository: flatlab + assignments + student docs, no solutions
   export gradescope     build a Gradescope autograder zip running this grader
   export nbgrader       nbgrader course folder (autograder/export_nbgrader.py)
   export otter          otter-grader master notebooks (autograder/export_otter.py)
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         from .build import main as run
     elif cmd == "grade":
         from .grade import main as run
+    elif cmd == "release":
+        from .release import main as run
     elif cmd == "export":
         if not rest or rest[0] not in _EXPORTS:
             print(f"usage: python -m autograder export {{{','.join(_EXPORTS)}}} [options]", file=sys.stderr)
