@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "data", "models", "losses", "sharpness", "optim", "engine", "training",
-    "constructions", "diagnostics", "penalty", "beyond", "experiments", "plotting", "cli",
+    "constructions", "diagnostics", "penalty", "beyond", "experiments", "appendix", "plotting", "cli",
 )
 
 __all__ = [
