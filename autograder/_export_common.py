@@ -29,7 +29,7 @@ from pathlib import Path
 import nbformat
 
 __all__ = [
-    "REPO", "SEED_VARIABLE", "source_notebooks", "write_text_atomic", "write_notebook_atomic",
+    "REPO", "SEED_VARIABLE", "source_notebooks", "load_source", "write_text_atomic", "write_notebook_atomic",
     "string_literal", "todo_line", "stub_lines", "indent_block",
     "test_rng", "Student", "run_task_tests", "run_one_test",
 ]
@@ -40,6 +40,21 @@ SEED_VARIABLE = "FLATLAB_GRADING_SEED"
 
 
 # --------------------------------------------------------------------------- export side
+def load_source(path: str | Path):
+    """A FORMAT source notebook and what both exports need from it.
+
+    Returns (notebook, assignment, tasks by id, manual questions by id, hidden code): the
+    hidden code is every hidden-test cell joined, since they share one namespace, as in
+    the secure grader.
+    """
+    from .notebook import parse_source
+
+    src = nbformat.read(str(path), as_version=4)
+    asg = parse_source(copy.deepcopy(src))
+    hidden = "\n\n".join(code.rstrip() for _, code in asg.hidden_sources) + "\n"
+    return src, asg, {t.id: t for t in asg.tasks}, {q.id: q for q in asg.manual}, hidden
+
+
 def source_notebooks(solutions: str | Path, names: list[str] | None) -> list[Path]:
     """The source notebooks ``solutions/<name>.ipynb`` to export (all ``*.ipynb`` if ``names`` is None)."""
     root = Path(solutions)

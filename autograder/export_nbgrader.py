@@ -30,10 +30,10 @@ from pathlib import Path
 import nbformat
 
 from autograder._export_common import (
-    REPO, indent_block, source_notebooks, string_literal, todo_line, write_notebook_atomic,
+    REPO, indent_block, load_source, source_notebooks, string_literal, todo_line, write_notebook_atomic,
     write_text_atomic,
 )
-from autograder.notebook import cell_meta, parse_source
+from autograder.notebook import cell_meta
 
 __all__ = ["CONFIG", "EXPERIMENT_GUARD", "grade_id", "nbgrader_notebook", "export", "main"]
 
@@ -114,13 +114,8 @@ def _hidden_cell(task, source: str, shares: dict, seed: int) -> str:
 
 def nbgrader_notebook(path: str | Path, *, seed: int = 0):
     """The nbgrader source notebook for one FORMAT source notebook. Returns (name, notebook)."""
-    src = nbformat.read(str(path), as_version=4)
-    asg = parse_source(copy.deepcopy(src))
-    tasks = {t.id: t for t in asg.tasks}
-    manual = {q.id: q for q in asg.manual}
+    src, asg, tasks, manual, hidden = load_source(path)
     points = asg.test_points()
-    # all hidden cells run in one namespace (helpers are shared between cells), as in the grader
-    hidden = "\n\n".join(code.rstrip() for _, code in asg.hidden_sources) + "\n"
     nb = nbformat.v4.new_notebook()
     nb.metadata = copy.deepcopy(src.metadata)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}

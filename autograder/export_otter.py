@@ -29,9 +29,9 @@ from pathlib import Path
 import nbformat
 
 from autograder._export_common import (
-    REPO, SEED_VARIABLE, source_notebooks, string_literal, stub_lines, write_notebook_atomic,
+    REPO, SEED_VARIABLE, load_source, source_notebooks, string_literal, stub_lines, write_notebook_atomic,
 )
-from autograder.notebook import cell_meta, parse_source
+from autograder.notebook import cell_meta
 
 __all__ = ["otter_notebook", "export", "main"]
 
@@ -93,18 +93,13 @@ def _hidden_case(task, test: str, doc: str, points, source: str, seed: int) -> s
 
 def otter_notebook(path: str | Path, *, seed: int = 0):
     """The otter master notebook for one FORMAT source notebook. Returns (name, notebook)."""
-    src = nbformat.read(str(path), as_version=4)
-    asg = parse_source(copy.deepcopy(src))
-    tasks = {t.id: t for t in asg.tasks}
-    manual = {q.id: q for q in asg.manual}
+    src, asg, tasks, manual, hidden = load_source(path)
     shares = asg.test_points()
     public = {}
     for cell in src.cells:
         m = cell_meta(cell)
         if cell.cell_type == "code" and m.get("role") == "public_test":
             public.setdefault(m["id"], []).append(cell.source)
-    # all hidden cells run in one namespace (helpers are shared between cells), as in the grader
-    hidden = "\n\n".join(code.rstrip() for _, code in asg.hidden_sources) + "\n"
     config = {"name": asg.name, "init_cell": True, "check_all_cell": False, "export_cell": False,
               "generate": {"pdf": False}, "tests": {"files": False, "ok_format": False},
               "seed": {"variable": SEED_VARIABLE, "autograder_value": seed, "student_value": seed},

@@ -7,7 +7,6 @@ notebook must finish within ``NOTEBOOK_BUDGET_S``. Every public self-check must 
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
