@@ -29,7 +29,8 @@ from pathlib import Path
 import nbformat
 
 __all__ = [
-    "REPO", "SEED_VARIABLE", "source_notebooks", "load_source", "write_text_atomic", "write_notebook_atomic",
+    "REPO", "SEED_VARIABLE", "source_notebooks", "load_source", "empty_like", "clean_copy",
+    "write_text_atomic", "write_notebook_atomic",
     "string_literal", "todo_line", "stub_lines", "indent_block",
     "test_rng", "Student", "run_task_tests", "run_one_test",
 ]
@@ -40,6 +41,23 @@ SEED_VARIABLE = "FLATLAB_GRADING_SEED"
 
 
 # --------------------------------------------------------------------------- export side
+def empty_like(src):
+    """A new notebook carrying ``src``'s metadata and a plain ``python3`` kernelspec."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = copy.deepcopy(src.metadata)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def clean_copy(cell):
+    """A deep copy of ``cell`` with outputs and execution count cleared (code cells)."""
+    new = copy.deepcopy(cell)
+    if cell.cell_type == "code":
+        new.outputs, new.execution_count = [], None
+    return new
+
+
 def load_source(path: str | Path):
     """A FORMAT source notebook and what both exports need from it.
 

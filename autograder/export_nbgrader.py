@@ -24,14 +24,11 @@ on which ``nbgrader generate_assignment``, ``autograde``, ``generate_feedback`` 
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 
-import nbformat
-
 from autograder._export_common import (
-    REPO, indent_block, load_source, source_notebooks, string_literal, todo_line, write_notebook_atomic,
-    write_text_atomic,
+    REPO, clean_copy, empty_like, indent_block, load_source, source_notebooks, string_literal, todo_line,
+    write_notebook_atomic, write_text_atomic,
 )
 from autograder.notebook import cell_meta
 
@@ -116,17 +113,12 @@ def nbgrader_notebook(path: str | Path, *, seed: int = 0):
     """The nbgrader source notebook for one FORMAT source notebook. Returns (name, notebook)."""
     src, asg, tasks, manual, hidden = load_source(path)
     points = asg.test_points()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = copy.deepcopy(src.metadata)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python"}
+    nb = empty_like(src)
     used, n_exp = set(), 0
     for cell in src.cells:
         meta = cell_meta(cell)
         role, tid = meta.get("role"), meta.get("id")
-        new = copy.deepcopy(cell)
-        if cell.cell_type == "code":
-            new.outputs, new.execution_count = [], None
+        new = clean_copy(cell)
         if cell.cell_type == "markdown" and role == "manual":
             new.metadata["nbgrader"] = _meta(grade_id(tid), grade=True, solution=True,
                                              points=manual[tid].points)

@@ -22,14 +22,14 @@ Layout of a master notebook:
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from pathlib import Path
 
 import nbformat
 
 from autograder._export_common import (
-    REPO, SEED_VARIABLE, load_source, source_notebooks, string_literal, stub_lines, write_notebook_atomic,
+    REPO, SEED_VARIABLE, clean_copy, empty_like, load_source, source_notebooks, string_literal, stub_lines,
+    write_notebook_atomic,
 )
 from autograder.notebook import cell_meta
 
@@ -104,17 +104,12 @@ def otter_notebook(path: str | Path, *, seed: int = 0):
               "generate": {"pdf": False}, "tests": {"files": False, "ok_format": False},
               "seed": {"variable": SEED_VARIABLE, "autograder_value": seed, "student_value": seed},
               "strip_solutions_from_all_cells": True}
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = copy.deepcopy(src.metadata)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python"}
+    nb = empty_like(src)
     cells = [_raw("# ASSIGNMENT CONFIG\n" + _yaml(config))]
     for cell in src.cells:
         meta = cell_meta(cell)
         role, tid = meta.get("role"), meta.get("id")
-        new = copy.deepcopy(cell)
-        if cell.cell_type == "code":
-            new.outputs, new.execution_count = [], None
+        new = clean_copy(cell)
         if cell.cell_type == "markdown" and role == "manual":
             q = manual[tid]
             before, _, rest = cell.source.partition(_MD_BEGIN)

@@ -69,13 +69,19 @@ def graded_cells_only(nb):
     return out
 
 
-def bench_otter(venv: Path, hw: str, source: Path, work: Path, py: str) -> dict:
-    out = work / "otter"
-    exp = subprocess.run([sys.executable, "-m", "autograder", "export", "otter", "--out", str(out),
+def _export(kind: str, out: Path, source: Path, hw: str) -> dict | None:
+    """``python -m autograder export KIND`` of one assignment; an error dict if it failed."""
+    exp = subprocess.run([sys.executable, "-m", "autograder", "export", kind, "--out", str(out),
                           "--solutions", str(source.parent), "--assignments", hw], env=_env(),
                          capture_output=True, text=True)
-    if exp.returncode:
-        return {"error": "export otter failed: " + exp.stderr[-300:]}
+    return {"error": f"export {kind} failed: " + exp.stderr[-300:]} if exp.returncode else None
+
+
+def bench_otter(venv: Path, hw: str, source: Path, work: Path, py: str) -> dict:
+    out = work / "otter"
+    err = _export("otter", out, source, hw)
+    if err:
+        return err
     master = out / hw / f"{hw}.ipynb"
     dist = out / hw / "dist"
     t, p = _timed([str(venv / "bin" / "otter"), "assign", "--no-run-tests", str(master), str(dist)],
@@ -95,11 +101,9 @@ def bench_otter(venv: Path, hw: str, source: Path, work: Path, py: str) -> dict:
 
 def bench_nbgrader(venv: Path, hw: str, source: Path, work: Path) -> dict:
     course = work / "nbgrader"
-    exp = subprocess.run([sys.executable, "-m", "autograder", "export", "nbgrader", "--out", str(course),
-                          "--solutions", str(source.parent), "--assignments", hw], env=_env(),
-                         capture_output=True, text=True)
-    if exp.returncode:
-        return {"error": "export nbgrader failed: " + exp.stderr[-300:]}
+    err = _export("nbgrader", course, source, hw)
+    if err:
+        return err
     nbg = str(venv / "bin" / "nbgrader")
     env = _env(str(venv / "bin"))
     p = subprocess.run([nbg, "generate_assignment", hw, "--force", "--create"], cwd=course, env=env,
