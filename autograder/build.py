@@ -1,6 +1,6 @@
-"""``python -m autograder build``: source notebooks -> student notebooks + grading bundles.
+"""``python -m autograder build``: assignment sources -> student notebooks + grading bundles.
 
-For every ``solutions/hwN.ipynb`` it writes
+For every source ``solutions/hwN.py`` (jupytext percent format, see FORMAT.md) it writes
 
 - ``assignments/hwN.ipynb``: solution regions replaced by stubs, hidden-test cells removed,
   outputs cleared, cell metadata reduced to ``{"flatlab": {"role", "id"}}`` so the grader
@@ -8,6 +8,8 @@ For every ``solutions/hwN.ipynb`` it writes
 - ``<bundles>/hwN/bundle.json`` (mode 0600, outside ``assignments/``): the task registry
   (ids, functions, points, forbid lists), the hidden tests with their points and
   docstrings, and the notebook's plain setup cells.
+- ``build/solutions/hwN.ipynb`` (not committed): the source as a notebook, solutions and
+  hidden tests included, to run or to grade as a submission.
 
 Output is deterministic (sorted-key JSON, no timestamps), so ``--check`` can compare the
 committed ``assignments/`` with a fresh build.
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from .notebook import MARKERS, Assignment, cell_meta, parse_source, solution_regions
+from .notebook import MARKERS, Assignment, cell_meta, parse_source, read_source, solution_regions
 
 __all__ = ["student_notebook", "bundle_dict", "find_leaks", "build_one", "write_atomic", "main"]
 
@@ -163,14 +165,16 @@ def find_leaks(student_text: str, source_nb, asg: Assignment) -> list[str]:
     return leaks
 
 
-def build_one(source: Path, out_dir: Path | None, bundles: Path | None) -> tuple[str, str, dict]:
-    """Build one source notebook; returns (name, student notebook text, bundle).
+def build_one(source: Path, out_dir: Path | None, bundles: Path | None,
+              notebooks: Path | None = None) -> tuple[str, str, dict]:
+    """Build one source ``hwN.py``; returns (name, student notebook text, bundle).
 
-    Writes the files when ``out_dir`` / ``bundles`` are given. Raises ``ValueError`` if
-    the source is malformed or the student copy would leak anything.
+    Writes the files when ``out_dir`` / ``bundles`` / ``notebooks`` (the solution notebook)
+    are given. Raises ``ValueError`` if the source is malformed or the student copy would
+    leak anything.
     """
+    nb = read_source(source)
     source_text = Path(source).read_text(encoding="utf-8")
-    nb = nbformat.reads(source_text, as_version=4)
     asg = parse_source(nb)
     if Path(source).stem != asg.name:
         raise ValueError(f"{source}: file name must match metadata.flatlab.assignment {asg.name!r}")
@@ -188,26 +192,31 @@ def build_one(source: Path, out_dir: Path | None, bundles: Path | None) -> tuple
         bdir.mkdir(parents=True, exist_ok=True)
         os.chmod(bdir, 0o700)
         write_atomic(bdir / "bundle.json", json.dumps(bundle, indent=1, sort_keys=True) + "\n", mode=0o600)
+    if notebooks is not None:
+        nbformat.validate(nb)
+        write_atomic(Path(notebooks) / f"{asg.name}.ipynb", nbformat.writes(nb) + "\n")
     return asg.name, text, bundle
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder build", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--solutions", default="solutions", help="folder of source notebooks hwN.ipynb")
+    p.add_argument("--solutions", default="solutions", help="folder of the sources hwN.py (jupytext percent)")
     p.add_argument("--out", default="assignments", help="folder for the student notebooks")
     p.add_argument("--bundles", default="build/grading", help="folder for the grading bundles")
+    p.add_argument("--notebooks", default="build/solutions",
+                   help="folder for the solution notebooks (sources as notebooks, to run or grade)")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 if --out differs from a fresh build or anything leaks")
     a = p.parse_args(argv)
-    sources = sorted(Path(a.solutions).glob("*.ipynb"))
+    sources = sorted(Path(a.solutions).glob("*.py"))
     if not sources:
-        print(f"no source notebooks in {a.solutions}", file=sys.stderr)
+        print(f"no sources *.py in {a.solutions}", file=sys.stderr)
         return 1
     drift = []
     for src in sources:
         try:
-            name, text, _ = build_one(src, None if a.check else a.out, None if a.check else a.bundles)
+            name, text, _ = build_one(src, *((None, None, None) if a.check else (a.out, a.bundles, a.notebooks)))
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
@@ -218,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             elif target.read_text(encoding="utf-8") != text:
                 drift.append(f"{target}: differs from a fresh build of {src}")
         else:
-            print(f"built {a.out}/{name}.ipynb and {a.bundles}/{name}/bundle.json")
+            print(f"built {a.out}/{name}.ipynb, {a.bundles}/{name}/bundle.json and {a.notebooks}/{name}.ipynb")
     if a.check:
         built = {s.stem for s in sources}
         drift += [f"{p}: has no source in {a.solutions}" for p in sorted(Path(a.out).glob("*.ipynb"))

@@ -1,5 +1,6 @@
-"""Read a source notebook (``solutions/hwN.ipynb``, see FORMAT.md) into tasks, cells and
-hidden tests, and locate the graded cells of a student submission.
+"""Read an assignment source (``solutions/hwN.py``, a jupytext percent file, see FORMAT.md)
+into a notebook, tasks, cells and hidden tests, and locate the graded cells of a student
+submission.
 
 Everything here is plain parsing: nothing executes notebook code. Hidden-test functions
 and their ``test_x.points = k`` assignments are found with :mod:`ast`.
@@ -7,14 +8,16 @@ and their ``test_x.points = k`` assignments are found with :mod:`ast`.
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nbformat
 
 __all__ = [
     "ROLES", "MARKERS", "Task", "Manual", "HiddenTest", "Assignment",
-    "cell_meta", "parse_source", "strip_magics", "solution_regions", "submission_cells",
+    "cell_meta", "read_source", "percent_to_notebook", "notebook_to_percent", "parse_source", "strip_magics", "solution_regions", "submission_cells",
 ]
 
 ROLES = ("code", "task", "public_test", "hidden_test", "experiment", "manual")
@@ -165,10 +168,48 @@ def _hidden_tests(source: str, task_id: str, index: int) -> list[HiddenTest]:
     return [HiddenTest(task_id, n, docs[n], points.get(n), index) for n in tests]
 
 
+# the source's jupytext header keeps these notebook metadata and nothing version-dependent
+_JUPYTEXT = {"notebook_metadata_filter": "flatlab,kernelspec,-jupytext.text_representation"}
+
+
+def percent_to_notebook(text: str) -> nbformat.NotebookNode:
+    """The notebook of a source's text (jupytext percent format), cell ids ``hwN-000``...
+
+    Lossless: ``notebook_to_percent(percent_to_notebook(text)) == text`` for a source in
+    jupytext's own layout (what ``notebook_to_percent`` writes).
+    """
+    import jupytext  # building needs it, grading does not
+
+    nb = jupytext.reads(text, fmt="py:percent")
+    nb.metadata.pop("jupytext", None)
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    prefix = nb.metadata.get("flatlab", {}).get("assignment", "cell")
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{prefix}-{i:03d}"
+    return nb
+
+
+def notebook_to_percent(nb) -> str:
+    """A notebook as the text of a source file: the inverse of :func:`percent_to_notebook`."""
+    import jupytext
+
+    nb = copy.deepcopy(nb)
+    nb.metadata["jupytext"] = dict(_JUPYTEXT)
+    return jupytext.writes(nb, fmt="py:percent")
+
+
+def read_source(path) -> nbformat.NotebookNode:
+    """The notebook of a source file ``hwN.py`` (see :func:`percent_to_notebook`)."""
+    path = Path(path)
+    if path.suffix != ".py":
+        raise ValueError(f"source: expected a jupytext percent file hwN.py, got {str(path)!r}")
+    return percent_to_notebook(path.read_text(encoding="utf-8"))
+
+
 def parse_source(nb) -> Assignment:
-    """Parse and validate a source notebook (an ``nbformat`` node or a path)."""
+    """Parse and validate a source notebook (an ``nbformat`` node or the path of a source ``hwN.py``)."""
     if isinstance(nb, (str, bytes)) or hasattr(nb, "__fspath__"):
-        nb = nbformat.read(nb, as_version=4)
+        nb = read_source(nb)
     meta = nb.get("metadata", {}).get("flatlab", {})
     name = meta.get("assignment")
     if not isinstance(name, str) or not re.match(r"^[a-z0-9_]+$", name):

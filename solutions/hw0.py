@@ -1,4 +1,16 @@
-# notebook: {"assignment": "hw0", "title": "The testbed: XOR parity and four two-layer networks"}
+# ---
+# jupyter:
+#   flatlab:
+#     assignment: hw0
+#     title: 'The testbed: XOR parity and four two-layer networks'
+#   jupytext:
+#     notebook_metadata_filter: flatlab,kernelspec,-jupytext.text_representation
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # hw0 · The testbed: XOR parity and four two-layer networks
 #
@@ -36,6 +48,7 @@ from flatlab.losses import mse
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)
 
+
 # %% [markdown]
 # ## 1. The data
 #
@@ -44,7 +57,7 @@ torch.set_num_threads(1)
 # the same seed gives the same sample. Return float64 tensors `X` of shape (n, d) and `y` of
 # shape (n,).
 
-# %% {"role": "task", "id": "hw0.sample_xor", "points": 2, "function": "sample_xor", "summary": "draw n points uniformly from {-1,+1}^d (seeded torch.Generator) and label them y = x[0]*x[1]"}
+# %% flatlab={"role": "task", "id": "hw0.sample_xor", "points": 2, "function": "sample_xor", "summary": "draw n points uniformly from {-1,+1}^d (seeded torch.Generator) and label them y = x[0]*x[1]"}
 def sample_xor(n, d, seed):
     """XOR parity data: X (n, d) uniform on {-1,+1}^d, y (n,) = X[:, 0] * X[:, 1].
 
@@ -57,7 +70,8 @@ def sample_xor(n, d, seed):
     return X, y
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw0.sample_xor"}
+
+# %% flatlab={"role": "public_test", "id": "hw0.sample_xor"}
 X, y = sample_xor(500, 30, seed=0)
 assert X.shape == (500, 30) and y.shape == (500,), "shapes must be (n, d) and (n,)"
 assert set(X.unique().tolist()) == {-1.0, 1.0}, "entries must be -1 or +1"
@@ -66,7 +80,8 @@ assert torch.equal(sample_xor(500, 30, seed=0)[0], X), "the same seed must give 
 assert not torch.equal(sample_xor(500, 30, seed=1)[0], X), "different seeds should give different samples"
 print("hw0.sample_xor: OK")
 
-# %% {"role": "hidden_test", "id": "hw0.sample_xor"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw0.sample_xor"}
 def test_sample_xor_shapes_values_labels(student, rng):
     """sample_xor(n, d, seed) must return X of shape (n, d) with entries in {-1, +1} and y = X[:,0]*X[:,1] of shape (n,)."""
     n, d, seed = int(rng.integers(5, 60)), int(rng.integers(2, 40)), int(rng.integers(2**31))
@@ -95,6 +110,7 @@ def test_sample_xor_uniform(student, rng):
         counts = [np.mean((X[:, a] == s) & (X[:, b] == t)) for s in (-1, 1) for t in (-1, 1)]
         assert max(abs(c - 0.25) for c in counts) < 0.05, "the four sign patterns should be equally likely"
 
+
 # %% [markdown]
 # ## 2. The four architectures
 #
@@ -114,14 +130,15 @@ def test_sample_xor_uniform(student, rng):
 # the same convention.) Write the three forward passes; a no-bias network is a bias network
 # with `b1 = 0`. All return f of shape (n,) for X of shape (n, d).
 
-# %% {"role": "task", "id": "hw0.forward_mlp", "points": 2, "function": "mlp_forward", "summary": "return f(X) = relu(X W1^T + b1) W2, shape (n,)"}
+# %% flatlab={"role": "task", "id": "hw0.forward_mlp", "points": 2, "function": "mlp_forward", "summary": "return f(X) = relu(X W1^T + b1) W2, shape (n,)"}
 def mlp_forward(W1, b1, W2, X):
     """Two-layer ReLU network with bias. W1 (m, d), b1 (m,), W2 (m,), X (n, d) -> f (n,)."""
     ### BEGIN SOLUTION
     return torch.relu(X @ W1.T + b1) @ W2
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw0.forward_mlp"}
+
+# %% flatlab={"role": "public_test", "id": "hw0.forward_mlp"}
 _X, _ = flatlab.xor_parity(7, 5, seed=3)
 for _arch in ("bias", "no_bias"):
     _m = flatlab.make_model(_arch, 5, 4, seed=1)
@@ -129,7 +146,8 @@ for _arch in ("bias", "no_bias"):
     torch.testing.assert_close(mlp_forward(_m.W1.detach(), _b1.detach(), _m.W2.detach(), _X), _m(_X).detach())
 print("hw0.forward_mlp: OK")
 
-# %% {"role": "hidden_test", "id": "hw0.forward_mlp"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw0.forward_mlp"}
 def test_mlp_forward_bias(student, rng):
     """mlp_forward must match flatlab's 'bias' network on random weights and inputs."""
     n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(1, 40))
@@ -147,7 +165,8 @@ def test_mlp_forward_no_bias(student, rng):
     got = student.mlp_forward(model.W1.detach(), torch.zeros(m), model.W2.detach(), X)
     assert_close(got, model(X).detach(), rtol=1e-10, atol=1e-12)
 
-# %% {"role": "task", "id": "hw0.forward_sim_bn", "points": 3, "function": "sim_bn_forward", "summary": "Sim-BN forward: h = relu(X W1^T + b1) scaled by gamma / s, s = sqrt(mean over X_ref of h^2 + eps^2), then times W2"}
+
+# %% flatlab={"role": "task", "id": "hw0.forward_sim_bn", "points": 3, "function": "sim_bn_forward", "summary": "Sim-BN forward: h = relu(X W1^T + b1) scaled by gamma / s, s = sqrt(mean over X_ref of h^2 + eps^2), then times W2"}
 def sim_bn_forward(W1, b1, gamma, W2, X, X_ref, eps=1e-6):
     """2-MLP-Sim-BN. W1 (m, d), b1, gamma, W2 (m,), X (n, d), X_ref (n_ref, d) -> f (n,).
 
@@ -158,7 +177,8 @@ def sim_bn_forward(W1, b1, gamma, W2, X, X_ref, eps=1e-6):
     return (torch.relu(X @ W1.T + b1) * (gamma / s)) @ W2
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw0.forward_sim_bn"}
+
+# %% flatlab={"role": "public_test", "id": "hw0.forward_sim_bn"}
 _Xtr, _ = flatlab.xor_parity(20, 6, seed=0)
 _Xte, _ = flatlab.xor_parity(9, 6, seed=1)
 _m = flatlab.make_model("sim_bn", 6, 5, seed=2, X_ref=_Xtr)
@@ -166,7 +186,8 @@ _p = {k: v.detach() for k, v in _m.named_parameters()}
 torch.testing.assert_close(sim_bn_forward(_p["W1"], _p["b1"], _p["gamma"], _p["W2"], _Xte, _Xtr), _m(_Xte).detach())
 print("hw0.forward_sim_bn: OK")
 
-# %% {"role": "hidden_test", "id": "hw0.forward_sim_bn"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw0.forward_sim_bn"}
 def _sim_bn_case(rng, eps=1e-6):
     n, d, m = int(rng.integers(5, 40)), int(rng.integers(2, 12)), int(rng.integers(1, 30))
     seed = int(rng.integers(2**31))
@@ -197,7 +218,8 @@ def test_sim_bn_forward_dead_neurons(student, rng):
     assert np.all(np.isfinite(got))
     assert_close(got, model(Xtr).detach(), rtol=1e-9, atol=1e-12)
 
-# %% {"role": "task", "id": "hw0.forward_sim_ln", "points": 2, "function": "sim_ln_forward", "summary": "Sim-LN forward: h = relu(X W1^T + b1); f = (h / max(||h||, eps)) W2 per row"}
+
+# %% flatlab={"role": "task", "id": "hw0.forward_sim_ln", "points": 2, "function": "sim_ln_forward", "summary": "Sim-LN forward: h = relu(X W1^T + b1); f = (h / max(||h||, eps)) W2 per row"}
 def sim_ln_forward(W1, b1, W2, X, eps=1e-6):
     """2-MLP-Sim-LN. W1 (m, d), b1 (m,), W2 (m,), X (n, d) -> f (n,); each row's h divided by max(||h||_2, eps)."""
     ### BEGIN SOLUTION
@@ -205,13 +227,15 @@ def sim_ln_forward(W1, b1, W2, X, eps=1e-6):
     return (h / h.norm(dim=1, keepdim=True).clamp_min(eps)) @ W2
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw0.forward_sim_ln"}
+
+# %% flatlab={"role": "public_test", "id": "hw0.forward_sim_ln"}
 _m = flatlab.make_model("sim_ln", 6, 5, seed=2)
 _p = {k: v.detach() for k, v in _m.named_parameters()}
 torch.testing.assert_close(sim_ln_forward(_p["W1"], _p["b1"], _p["W2"], _Xte), _m(_Xte).detach())
 print("hw0.forward_sim_ln: OK")
 
-# %% {"role": "hidden_test", "id": "hw0.forward_sim_ln"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw0.forward_sim_ln"}
 def test_sim_ln_forward_matches(student, rng):
     """sim_ln_forward must match flatlab's 'sim_ln' network on random weights and inputs."""
     n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(1, 40))
@@ -235,24 +259,27 @@ def test_sim_ln_forward_dead_input(student, rng):
     assert np.all(np.isfinite(got)) and abs(got[0]) < 1e-12
     assert_close(got, want, rtol=1e-9, atol=1e-12)
 
+
 # %% [markdown]
 # ## 3. The zero-one error
 #
 # The paper measures Pr(y·f(x) ≤ 0): a prediction of exactly 0 counts as a mistake (this
 # matters in hw4, where a memorizing network outputs exactly 0 off its training set).
 
-# %% {"role": "task", "id": "hw0.zero_one", "points": 1, "function": "zero_one_error", "summary": "return the fraction of examples with y*f <= 0 as a float", "forbid": ["flatlab.losses.zero_one_error", "flatlab.losses.accuracy", "flatlab.zero_one_error", "flatlab.accuracy"]}
+# %% flatlab={"role": "task", "id": "hw0.zero_one", "points": 1, "function": "zero_one_error", "summary": "return the fraction of examples with y*f <= 0 as a float", "forbid": ["flatlab.losses.zero_one_error", "flatlab.losses.accuracy", "flatlab.zero_one_error", "flatlab.accuracy"]}
 def zero_one_error(f, y):
     """Fraction of examples with y * f <= 0. f, y: tensors (n,). Returns a Python float."""
     ### BEGIN SOLUTION
     return float((y * f <= 0).double().mean())
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw0.zero_one"}
+
+# %% flatlab={"role": "public_test", "id": "hw0.zero_one"}
 assert zero_one_error(torch.tensor([0.5, -2.0, 0.0, 3.0]), torch.tensor([1.0, 1.0, 1.0, -1.0])) == 0.75
 print("hw0.zero_one: OK")
 
-# %% {"role": "hidden_test", "id": "hw0.zero_one"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw0.zero_one"}
 def test_zero_one_error_random(student, rng):
     """zero_one_error must return the fraction of y*f <= 0, counting f == 0 as an error."""
     n = int(rng.integers(1, 200))
@@ -261,6 +288,7 @@ def test_zero_one_error_random(student, rng):
     y = torch.as_tensor(rng.choice([-1.0, 1.0], size=n))
     got = student.zero_one_error(f, y)
     assert_close(got, float(((y * f) <= 0).double().mean()), rtol=1e-12, atol=1e-12)
+
 
 # %% [markdown]
 # ## 4. Training: full-batch gradient descent with weight decay
@@ -271,7 +299,7 @@ def test_zero_one_error_random(student, rng):
 # losses, each measured *before* its step. Use `torch.autograd.grad` (or `.backward()` and
 # zero the gradients yourself) and update under `torch.no_grad()`.
 
-# %% {"role": "task", "id": "hw0.train_gd", "points": 4, "function": "train_gd", "summary": "run `epochs` full-batch steps theta <- theta - lr*(grad mse + wd*theta) in place; return the losses before each step", "forbid": ["flatlab.optim.gd_step", "flatlab.optim.minibatch_epoch", "flatlab.engine.gd"]}
+# %% flatlab={"role": "task", "id": "hw0.train_gd", "points": 4, "function": "train_gd", "summary": "run `epochs` full-batch steps theta <- theta - lr*(grad mse + wd*theta) in place; return the losses before each step", "forbid": ["flatlab.optim.gd_step", "flatlab.optim.minibatch_epoch", "flatlab.engine.gd"]}
 def train_gd(model, X, y, lr, wd, epochs):
     """Full-batch GD with weight decay on the MSE, in place. Returns a list of `epochs` floats."""
     ### BEGIN SOLUTION
@@ -287,7 +315,8 @@ def train_gd(model, X, y, lr, wd, epochs):
     return losses
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw0.train_gd"}
+
+# %% flatlab={"role": "public_test", "id": "hw0.train_gd"}
 _X, _y = flatlab.xor_parity(16, 5, seed=0)
 _m = flatlab.make_model("bias", 5, 8, seed=0)
 _W1 = _m.W1.detach().clone()
@@ -296,7 +325,8 @@ assert len(_losses) == 50 and _losses[-1] < _losses[0], "the loss should fall"
 assert not torch.equal(_W1, _m.W1.detach()), "train_gd must update the model in place"
 print("hw0.train_gd: OK")
 
-# %% {"role": "hidden_test", "id": "hw0.train_gd"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw0.train_gd"}
 def _gd_reference(model, X, y, lr, wd, epochs):
     params = list(model.parameters())
     losses = []
@@ -334,6 +364,7 @@ def test_train_gd_sim_bn(student, rng):
     """train_gd must work for any flatlab model (here Sim-BN, whose gamma is a parameter too): every parameter gets the GD+wd update."""
     _check_gd(student, rng, "sim_bn")
 
+
 # %% [markdown]
 # ## 5. Experiment: GD+wd generalizes on XOR
 #
@@ -342,7 +373,7 @@ def test_train_gd_sim_bn(student, rng):
 # after each chunk, with and without weight decay. (The paper uses lr 0.01 for 1e5 epochs; lr
 # 0.05 gets to the same place in ~3000 epochs. Runs in ~15 s.)
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 data = flatlab.make_dataset("xor", n=100, d=30, seed=0)
 curves = {}
 for wd in (0.05, 0.0):
@@ -368,7 +399,7 @@ for ax in axes:
 fig.tight_layout()
 plt.show()
 
-# %% [markdown] {"role": "manual", "id": "hw0.q_generalization", "points": 2}
+# %% [markdown] flatlab={"role": "manual", "id": "hw0.q_generalization", "points": 2}
 # **Question.** n = 100 training points are a vanishing fraction of the 2^30 ≈ 10^9 inputs, and
 # a width-500 network could fit any labelling of them. Describe what the plot shows about
 # the test accuracy with and without weight decay, and name one feature of the trained
@@ -385,7 +416,7 @@ plt.show()
 # concentrates its weight there and ignores the other 28 coordinates.
 # <!-- END SOLUTION -->
 
-# %% [markdown] {"role": "manual", "id": "hw0.q_statistic", "points": 1}
+# %% [markdown] flatlab={"role": "manual", "id": "hw0.q_statistic", "points": 1}
 # **Question.** Why does Sim-BN compute its statistic on the *training* inputs and keep it
 # fixed at test time, instead of normalizing each test batch by its own statistic? Give one
 # concrete problem the batch statistic would cause.

@@ -1,4 +1,16 @@
-# notebook: {"assignment": "hw1", "title": "Measuring sharpness"}
+# ---
+# jupyter:
+#   flatlab:
+#     assignment: hw1
+#     title: Measuring sharpness
+#   jupytext:
+#     notebook_metadata_filter: flatlab,kernelspec,-jupytext.text_representation
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # hw1 · Measuring sharpness
 #
@@ -41,6 +53,7 @@ def loss_of_theta(model, X, y):
     """L as a function of the flat parameter vector θ (p,): theta -> mse(f_theta(X), y)."""
     return lambda theta: mse(functional_forward(model, theta, X), y)
 
+
 # %% [markdown]
 # ## 1. The exact trace
 #
@@ -49,7 +62,7 @@ def loss_of_theta(model, X, y):
 # products and p² memory: fine for a few thousand parameters, hopeless for the paper's
 # 16,000 (2 GB, ~20 s).
 
-# %% {"role": "task", "id": "hw1.trace_exact", "points": 4, "function": "hessian_trace_exact", "summary": "return the trace of the autograd Hessian of the MSE loss w.r.t. the flat parameters", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms"]}
+# %% flatlab={"role": "task", "id": "hw1.trace_exact", "points": 4, "function": "hessian_trace_exact", "summary": "return the trace of the autograd Hessian of the MSE loss w.r.t. the flat parameters", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms"]}
 def hessian_trace_exact(model, X, y):
     """Tr ∇²L(θ) for L = mse(model(X), y), from the full autograd Hessian. X (n, d), y (n,). Returns a float."""
     ### BEGIN SOLUTION
@@ -58,7 +71,8 @@ def hessian_trace_exact(model, X, y):
     return float(torch.diagonal(H).sum())
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw1.trace_exact"}
+
+# %% flatlab={"role": "public_test", "id": "hw1.trace_exact"}
 _X, _y = flatlab.xor_parity(10, 4, seed=0)
 for _arch in ("no_bias", "bias", "sim_ln"):
     _m = flatlab.make_model(_arch, 4, 5, seed=1)
@@ -66,7 +80,8 @@ for _arch in ("no_bias", "bias", "sim_ln"):
     assert abs(hessian_trace_exact(_m, _X, _y) - _want) < 1e-8 * max(1, abs(_want)), _arch
 print("hw1.trace_exact: OK")
 
-# %% {"role": "hidden_test", "id": "hw1.trace_exact"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw1.trace_exact"}
 def _exact_trace(model, X, y):
     """Reference Tr of the autograd Hessian, reverse-over-reverse (no forward-mode AD: thread-safe)."""
     theta = flatlab.models.flatten_params(model).detach().clone()
@@ -100,6 +115,7 @@ def test_trace_exact_normalized_nets(student, rng):
         want = _exact_trace(model, X, y)
         assert_close(student.hessian_trace_exact(model, X, y), want, rtol=1e-7, atol=1e-10)
 
+
 # %% [markdown]
 # ## 2. Hutchinson's estimator
 #
@@ -112,7 +128,7 @@ def test_trace_exact_normalized_nets(student, rng):
 # from `torch.Generator().manual_seed(seed)`, return `(estimate, stderr)` where estimate is the
 # mean of the zᵀHz and stderr = (sample standard deviation)/sqrt(n_probes).
 
-# %% {"role": "task", "id": "hw1.hutchinson", "points": 3, "function": "hutchinson_trace", "summary": "average z^T H z over n_probes seeded Rademacher probes (Hessian-vector products by double backprop); return (mean, std/sqrt(n_probes))", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.hvp"]}
+# %% flatlab={"role": "task", "id": "hw1.hutchinson", "points": 3, "function": "hutchinson_trace", "summary": "average z^T H z over n_probes seeded Rademacher probes (Hessian-vector products by double backprop); return (mean, std/sqrt(n_probes))", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.hvp"]}
 def hutchinson_trace(model, X, y, n_probes, seed):
     """Hutchinson estimate of Tr ∇²L with Rademacher probes. Returns (estimate, stderr) as floats."""
     ### BEGIN SOLUTION
@@ -128,7 +144,8 @@ def hutchinson_trace(model, X, y, n_probes, seed):
     return float(vals.mean()), float(vals.std() / math.sqrt(len(vals)))
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw1.hutchinson"}
+
+# %% flatlab={"role": "public_test", "id": "hw1.hutchinson"}
 _m = flatlab.make_model("bias", 4, 5, seed=1)
 _est, _se = hutchinson_trace(_m, _X, _y, 200, seed=0)
 _exact = flatlab.sharpness.hessian_trace(_m, _X, _y, method="exact")
@@ -136,7 +153,8 @@ assert _se > 0 and abs(_est - _exact) < 5 * _se, (_est, _se, _exact)
 assert hutchinson_trace(_m, _X, _y, 200, seed=0) == (_est, _se), "the same seed must give the same estimate"
 print("hw1.hutchinson: OK")
 
-# %% {"role": "hidden_test", "id": "hw1.hutchinson"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw1.hutchinson"}
 def test_hutchinson_unbiased(student, rng):
     """hutchinson_trace must be unbiased: with 300 probes the estimate should lie within 5 standard errors of the exact trace."""
     model, X, y = _small_case(rng, "bias")
@@ -163,6 +181,7 @@ def test_hutchinson_seeded(student, rng):
     c = student.hutchinson_trace(model, X, y, 5, seed + 1)
     assert list(a) == list(b) and list(a) != list(c)
 
+
 # %% [markdown]
 # ## 3. Lemma 4.1: the trace from per-example gradients
 #
@@ -178,7 +197,7 @@ def test_hutchinson_seeded(student, rng):
 # f(x_i) depends on θ also through the statistic of the training inputs; differentiate
 # through it (calling the model does this for you).
 
-# %% {"role": "task", "id": "hw1.gn_trace", "points": 3, "function": "gauss_newton_trace", "summary": "return (2/n) * sum_i ||grad_theta f(x_i)||^2 from per-example gradients", "forbid": ["flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
+# %% flatlab={"role": "task", "id": "hw1.gn_trace", "points": 3, "function": "gauss_newton_trace", "summary": "return (2/n) * sum_i ||grad_theta f(x_i)||^2 from per-example gradients", "forbid": ["flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
 def gauss_newton_trace(model, X):
     """Lemma 4.1's (2/n) Σ_i ‖∇_θ f(x_i)‖² for X (n, d). Returns a float."""
     ### BEGIN SOLUTION
@@ -188,14 +207,16 @@ def gauss_newton_trace(model, X):
     return float(2.0 * J.pow(2).sum(1).mean())
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw1.gn_trace"}
+
+# %% flatlab={"role": "public_test", "id": "hw1.gn_trace"}
 _m = flatlab.make_model("bias", 4, 5, seed=1)
 assert abs(gauss_newton_trace(_m, _X) - hessian_trace_exact(_m, _X, _y)) < 1e-8, "for a ReLU bias net GN = exact"
 _m = flatlab.make_model("sim_ln", 4, 5, seed=1)
 assert abs(gauss_newton_trace(_m, _X) - flatlab.sharpness.gauss_newton_trace(_m, _X)) < 1e-8
 print("hw1.gn_trace: OK")
 
-# %% {"role": "hidden_test", "id": "hw1.gn_trace"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw1.gn_trace"}
 def test_gn_trace_equals_exact_for_relu(student, rng):
     """For a ReLU net without normalization, gauss_newton_trace must equal the exact trace (the second-order term of f vanishes)."""
     model, X, y = _small_case(rng, "bias", n=int(rng.integers(4, 40)), d=int(rng.integers(2, 12)), m=int(rng.integers(2, 30)))
@@ -208,6 +229,7 @@ def test_gn_trace_normalized(student, rng):
         model, X, y = _small_case(rng, arch, m=int(rng.integers(2, 12)))
         assert_close(student.gauss_newton_trace(model, X), flatlab.sharpness.gauss_newton_trace(model, X), rtol=1e-8, atol=1e-12)
 
+
 # %% [markdown]
 # ## 4. The top eigenvalue by power iteration
 #
@@ -219,7 +241,7 @@ def test_gn_trace_normalized(student, rng):
 # drawn from `torch.Generator().manual_seed(seed)`, do `n_iter` Hessian-vector products,
 # return the final Rayleigh quotient as a float.
 
-# %% {"role": "task", "id": "hw1.top_eig", "points": 3, "function": "top_eigenvalue_power", "summary": "power iteration v <- Hv/||Hv|| with Hessian-vector products from a seeded Gaussian start; return the Rayleigh quotient v^T H v", "forbid": ["flatlab.sharpness.top_eigenvalue", "flatlab.sharpness.hvp", "torch.linalg.eigvalsh", "torch.linalg.eigh", "numpy.linalg.eigvalsh", "numpy.linalg.eigh", "scipy.sparse.linalg.eigsh"]}
+# %% flatlab={"role": "task", "id": "hw1.top_eig", "points": 3, "function": "top_eigenvalue_power", "summary": "power iteration v <- Hv/||Hv|| with Hessian-vector products from a seeded Gaussian start; return the Rayleigh quotient v^T H v", "forbid": ["flatlab.sharpness.top_eigenvalue", "flatlab.sharpness.hvp", "torch.linalg.eigvalsh", "torch.linalg.eigh", "numpy.linalg.eigvalsh", "numpy.linalg.eigh", "scipy.sparse.linalg.eigsh"]}
 def top_eigenvalue_power(model, X, y, n_iter, seed):
     """Largest-magnitude eigenvalue of ∇²L by power iteration with n_iter Hessian-vector products. Returns a float."""
     ### BEGIN SOLUTION
@@ -237,14 +259,16 @@ def top_eigenvalue_power(model, X, y, n_iter, seed):
     return rayleigh
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw1.top_eig"}
+
+# %% flatlab={"role": "public_test", "id": "hw1.top_eig"}
 _m = flatlab.make_model("bias", 4, 5, seed=1)
 _lam = top_eigenvalue_power(_m, _X, _y, 300, seed=0)
 _ref = flatlab.sharpness.top_eigenvalue(_m, _X, _y).value
 assert abs(_lam - _ref) < 1e-4 * abs(_ref), (_lam, _ref)
 print("hw1.top_eig: OK")
 
-# %% {"role": "hidden_test", "id": "hw1.top_eig"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw1.top_eig"}
 def test_top_eig_power(student, rng):
     """top_eigenvalue_power must converge to the top Hessian eigenvalue (checked on nets whose top eigenvalue is well separated, with 300 iterations)."""
     for _ in range(50):
@@ -257,6 +281,7 @@ def test_top_eig_power(student, rng):
     got = student.top_eigenvalue_power(model, X, y, 300, int(rng.integers(2**31)))
     assert_close(got, float(ev[-1]), rtol=1e-5, atol=1e-10)
 
+
 # %% [markdown]
 # ## 5. Worst-case (SAM) sharpness
 #
@@ -266,7 +291,7 @@ def test_top_eig_power(student, rng):
 # ≈ ρ‖∇L‖ + (ρ²/2)·(curvature along the gradient): away from a minimum it measures the
 # gradient more than the curvature.
 
-# %% {"role": "task", "id": "hw1.sam_sharpness", "points": 2, "function": "sam_sharpness", "summary": "return L(theta + rho*g/||g||) - L(theta) with g the full-batch gradient; do not modify the model", "forbid": ["flatlab.sharpness.sam_sharpness"]}
+# %% flatlab={"role": "task", "id": "hw1.sam_sharpness", "points": 2, "function": "sam_sharpness", "summary": "return L(theta + rho*g/||g||) - L(theta) with g the full-batch gradient; do not modify the model", "forbid": ["flatlab.sharpness.sam_sharpness"]}
 def sam_sharpness(model, X, y, rho):
     """One-step worst-case sharpness L(θ + ρ g/‖g‖) − L(θ), g = ∇L(θ). Returns a float."""
     ### BEGIN SOLUTION
@@ -278,12 +303,14 @@ def sam_sharpness(model, X, y, rho):
         return float(L(theta + rho * g / g.norm()) - L0)
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw1.sam_sharpness"}
+
+# %% flatlab={"role": "public_test", "id": "hw1.sam_sharpness"}
 _m = flatlab.make_model("bias", 4, 5, seed=1)
 assert abs(sam_sharpness(_m, _X, _y, 0.1) - flatlab.sharpness.sam_sharpness(_m, _X, _y, 0.1)) < 1e-10
 print("hw1.sam_sharpness: OK")
 
-# %% {"role": "hidden_test", "id": "hw1.sam_sharpness"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw1.sam_sharpness"}
 def test_sam_sharpness_matches(student, rng):
     """sam_sharpness must equal L(theta + rho*g/||g||) - L(theta) with g the full-batch MSE gradient."""
     for arch in ("bias", "sim_ln"):
@@ -301,6 +328,7 @@ def test_sam_sharpness_leaves_model(student, rng):
     for k, q in model.named_parameters():
         assert_close(np.asarray(got[k], dtype=float), q.detach(), rtol=0, atol=0)
 
+
 # %% [markdown]
 # ## 6. Same function, different sharpness
 #
@@ -316,7 +344,7 @@ def test_sam_sharpness_leaves_model(student, rng):
 # `bias` or `no_bias` model. (Rescaling each neuron separately does even better: that is
 # where hw3's Σ_j ‖W1_j‖·|W2_j| comes from.)
 
-# %% {"role": "task", "id": "hw1.flattest_rescaling", "points": 3, "function": "flattest_rescaling", "summary": "with A = (2/n) sum ||h(x_i)||^2 and B = (2/n) sum (||x_i||^2 [+1]) sum_j W2_j^2 1[h_ij>0], return (c*, A c*^2 + B/c*^2) minimizing the trace over c"}
+# %% flatlab={"role": "task", "id": "hw1.flattest_rescaling", "points": 3, "function": "flattest_rescaling", "summary": "with A = (2/n) sum ||h(x_i)||^2 and B = (2/n) sum (||x_i||^2 [+1]) sum_j W2_j^2 1[h_ij>0], return (c*, A c*^2 + B/c*^2) minimizing the trace over c"}
 def flattest_rescaling(model, X):
     """The scale c* of (W1, b1) -> (c W1, c b1), W2 -> W2/c minimizing the trace, and that trace. Returns (c_star, trace_min)."""
     ### BEGIN SOLUTION
@@ -329,7 +357,8 @@ def flattest_rescaling(model, X):
     return c, float(2 * (A * B).sqrt())
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw1.flattest_rescaling"}
+
+# %% flatlab={"role": "public_test", "id": "hw1.flattest_rescaling"}
 _m = flatlab.make_model("bias", 4, 5, seed=1)
 _c, _t = flattest_rescaling(_m, _X)
 _m2 = flatlab.make_model("bias", 4, 5, seed=1)
@@ -339,7 +368,8 @@ torch.testing.assert_close(_m2(_X), _m(_X))
 assert abs(gauss_newton_trace(_m2, _X) - _t) < 1e-8 and _t <= gauss_newton_trace(_m, _X) + 1e-12
 print("hw1.flattest_rescaling: OK")
 
-# %% {"role": "hidden_test", "id": "hw1.flattest_rescaling"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw1.flattest_rescaling"}
 def _rescaled(model, c):
     scale = {"W1": c, "b1": c, "W2": 1.0 / c}
     new = {k: v.detach() * scale[k] for k, v in model.named_parameters()}
@@ -366,6 +396,7 @@ def test_flattest_rescaling_no_bias(student, rng):
     """flattest_rescaling must handle a no-bias net (no +1 term: the input x has no appended 1)."""
     _check_rescaling(student, rng, "no_bias")
 
+
 # %% [markdown]
 # ## 7. Experiments
 #
@@ -374,7 +405,7 @@ def test_flattest_rescaling_no_bias(student, rng):
 # seconds; then we repeat Hutchinson with k probes for 8 seeds and compare the spread of the
 # error with the reported standard error.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 data = flatlab.make_dataset("xor", n=100, d=30, seed=0)
 Xtr, ytr = data.X_train, data.y_train
 net = flatlab.make_model("bias", 30, 40, seed=0)
@@ -403,7 +434,7 @@ plt.show()
 # all along; for Sim-LN the gap (2/n) Σ_i (f_i − y_i) Tr ∇²f_i is large while the residuals
 # are, and closes as the net interpolates.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 small = flatlab.make_dataset("xor", n=40, d=10, seed=1)
 track = {}
 for arch, lr in (("sim_ln", 0.2), ("bias", 0.05)):
@@ -438,7 +469,7 @@ for arch, r in track.items():
 # A bias net trained to fit XOR (d = 30, width 100) with GD, then rescaled by c. The
 # function is identical for every c; the trace, λ_max and the SAM sharpness are not.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 net = flatlab.make_model("bias", 30, 100, seed=2)
 params = list(net.parameters())
 for step in range(400):
@@ -482,7 +513,7 @@ fig.tight_layout()
 plt.show()
 print(f"trace at c=1: {curve[np.argmin(abs(np.log(cs)))][0]:.2f}; c* = {c_star:.3f}, minimal trace {t_min:.2f}")
 
-# %% [markdown] {"role": "manual", "id": "hw1.q_measures", "points": 2}
+# %% [markdown] flatlab={"role": "manual", "id": "hw1.q_measures", "points": 2}
 # **Question.** From 7a and 7b: how many Hutchinson probes would you need for a 1% relative
 # error on this network, and why is the Gauss-Newton formula the one to use for the
 # paper's trained ReLU networks (give both the accuracy and the cost argument)? When would
@@ -499,7 +530,7 @@ print(f"trace at c=1: {curve[np.argmin(abs(np.log(cs)))][0]:.2f}; c* = {c_star:.
 # residuals vanish (7b: the gap is large early and closes as the loss falls).
 # <!-- END SOLUTION -->
 
-# %% [markdown] {"role": "manual", "id": "hw1.q_rescaling", "points": 2}
+# %% [markdown] flatlab={"role": "manual", "id": "hw1.q_rescaling", "points": 2}
 # **Question.** 7c shows one function with many sharpness values. What does this imply for
 # a claim of the form "flat minima generalize"? Which of the three measures is most
 # affected, and what could a sharpness *minimizer* do to lower the trace without changing

@@ -1,4 +1,16 @@
-# notebook: {"assignment": "hw2", "title": "SAM and 1-SAM"}
+# ---
+# jupyter:
+#   flatlab:
+#     assignment: hw2
+#     title: SAM and 1-SAM
+#   jupytext:
+#     notebook_metadata_filter: flatlab,kernelspec,-jupytext.text_representation
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # hw2 · SAM and 1-SAM
 #
@@ -34,6 +46,7 @@ from flatlab.sharpness import gauss_newton_trace
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)
 
+
 # %% [markdown]
 # ## 1. The SAM perturbation
 #
@@ -41,7 +54,7 @@ torch.set_num_threads(1)
 # order of `flatten_params`) with g = ∇_θ mse(model(X), y). If g = 0 return a zero vector.
 # Do not change the model.
 
-# %% {"role": "task", "id": "hw2.sam_perturb", "points": 2, "function": "sam_perturbation", "summary": "return delta = rho * g / ||g|| (flat, shape (p,)) with g the gradient of mse(model(X), y); zeros if g = 0"}
+# %% flatlab={"role": "task", "id": "hw2.sam_perturb", "points": 2, "function": "sam_perturbation", "summary": "return delta = rho * g / ||g|| (flat, shape (p,)) with g the gradient of mse(model(X), y); zeros if g = 0"}
 def sam_perturbation(model, X, y, rho):
     """The SAM ascent step δ = ρ g/‖g‖ as a flat tensor (p,), g = ∇_θ mse(model(X), y)."""
     ### BEGIN SOLUTION
@@ -52,7 +65,8 @@ def sam_perturbation(model, X, y, rho):
     return torch.zeros_like(g) if norm == 0 else rho * g / norm
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw2.sam_perturb"}
+
+# %% flatlab={"role": "public_test", "id": "hw2.sam_perturb"}
 _X, _y = flatlab.xor_parity(12, 5, seed=0)
 _m = flatlab.make_model("bias", 5, 6, seed=1)
 _d = sam_perturbation(_m, _X, _y, 0.3)
@@ -61,7 +75,8 @@ _theta = flatten_params(_m).detach()
 assert mse(functional_forward(_m, _theta + _d, _X), _y) > mse(functional_forward(_m, _theta - _d, _X), _y), "δ must point uphill"
 print("hw2.sam_perturb: OK")
 
-# %% {"role": "hidden_test", "id": "hw2.sam_perturb"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw2.sam_perturb"}
 def _case(rng, arch="bias", n=None, d=None, m=None):
     n = int(rng.integers(3, 14)) if n is None else n
     d = int(rng.integers(2, 7)) if d is None else d
@@ -96,6 +111,7 @@ def test_sam_perturbation_zero_gradient(student, rng):
     got = np.asarray(student.sam_perturbation(model, X, y, 0.1), dtype=float)
     assert got.shape == (flatlab.models.flatten_params(model).numel(),) and np.all(got == 0)
 
+
 # %% [markdown]
 # ## 2. One SAM step
 #
@@ -103,7 +119,7 @@ def test_sam_perturbation_zero_gradient(student, rng):
 # restore θ and take θ ← θ − lr·∇L(θ + δ), in place. Return the loss at θ (before the step)
 # as a float. (With rho = 0 this is a plain gradient step.)
 
-# %% {"role": "task", "id": "hw2.sam_step", "points": 3, "function": "sam_step", "summary": "in place: theta <- theta - lr * grad L(theta + delta) with delta = sam_perturbation; return L(theta) before the step", "forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.SAM", "flatlab.engine.one_sam"]}
+# %% flatlab={"role": "task", "id": "hw2.sam_step", "points": 3, "function": "sam_step", "summary": "in place: theta <- theta - lr * grad L(theta + delta) with delta = sam_perturbation; return L(theta) before the step", "forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.SAM", "flatlab.engine.one_sam"]}
 def sam_step(model, X, y, lr, rho):
     """One SAM step on the batch (X (b, d), y (b,)), in place. Returns the batch loss before the step."""
     ### BEGIN SOLUTION
@@ -122,7 +138,8 @@ def sam_step(model, X, y, lr, rho):
     return loss0
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw2.sam_step"}
+
+# %% flatlab={"role": "public_test", "id": "hw2.sam_step"}
 _m = flatlab.make_model("bias", 5, 6, seed=1)
 _ref = flatlab.make_model("bias", 5, 6, seed=1)
 _l0 = sam_step(_m, _X, _y, 0.1, 0.05)
@@ -131,7 +148,8 @@ torch.testing.assert_close(flatten_params(_m), flatten_params(_ref))
 assert abs(_l0 - float(mse(_ref(_X), _y).detach())) > 0, "return the loss before the step"
 print("hw2.sam_step: OK")
 
-# %% {"role": "hidden_test", "id": "hw2.sam_step"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw2.sam_step"}
 def _reference_sam(model, X, y, lr, rho, batch_size, order):
     ref = flatlab.models.model_from_config(model.config, flatlab.models.get_params(model),
                                            X_ref=getattr(model, "reference", None))
@@ -163,6 +181,7 @@ def test_sam_step_rho_zero_is_gd(student, rng):
     for k, v in ref.named_parameters():
         assert_close(got[k], v.detach(), rtol=1e-8, atol=1e-12)
 
+
 # %% [markdown]
 # ## 3. One epoch of 1-SAM
 #
@@ -170,7 +189,7 @@ def test_sam_step_rho_zero_is_gd(student, rng):
 # permutation of range(n)), one SAM step on the single example (X[i:i+1], y[i:i+1]). In place.
 # Return the mean of the per-step losses (each measured before its step).
 
-# %% {"role": "task", "id": "hw2.one_sam_epoch", "points": 3, "function": "one_sam_epoch", "summary": "for i in order: sam_step on the single example (X[i:i+1], y[i:i+1]); return the mean of the returned losses", "forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.SAM", "flatlab.engine.one_sam"]}
+# %% flatlab={"role": "task", "id": "hw2.one_sam_epoch", "points": 3, "function": "one_sam_epoch", "summary": "for i in order: sam_step on the single example (X[i:i+1], y[i:i+1]); return the mean of the returned losses", "forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.SAM", "flatlab.engine.one_sam"]}
 def one_sam_epoch(model, X, y, lr, rho, order):
     """1-SAM over the examples in `order`, in place. Returns the mean per-step loss (a float)."""
     ### BEGIN SOLUTION
@@ -178,7 +197,8 @@ def one_sam_epoch(model, X, y, lr, rho, order):
     return float(np.mean(losses))
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw2.one_sam_epoch"}
+
+# %% flatlab={"role": "public_test", "id": "hw2.one_sam_epoch"}
 _m = flatlab.make_model("bias", 5, 6, seed=1)
 _ref = flatlab.make_model("bias", 5, 6, seed=1)
 _order = [3, 1, 0, 2, 5, 4, 7, 6, 9, 8, 11, 10]
@@ -187,7 +207,8 @@ flatlab.optim.one_sam_epoch(_ref, _X, _y, 0.05, 0.1, _order)
 torch.testing.assert_close(flatten_params(_m), flatten_params(_ref))
 print("hw2.one_sam_epoch: OK")
 
-# %% {"role": "hidden_test", "id": "hw2.one_sam_epoch"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw2.one_sam_epoch"}
 def test_one_sam_epoch_matches(student, rng):
     """one_sam_epoch must apply one single-example SAM step per index of `order`, in that order, in place."""
     for arch in ("bias", "sim_ln"):
@@ -216,6 +237,7 @@ def test_one_sam_epoch_mean_loss(student, rng):
         flatlab.optim.one_sam_epoch(ref, X, y, lr, rho, [i])
     assert_close(got, float(np.mean(losses)), rtol=1e-8, atol=1e-14)
 
+
 # %% [markdown]
 # ## 4. What 1-SAM penalizes
 #
@@ -229,7 +251,7 @@ def test_one_sam_epoch_mean_loss(student, rng):
 # direction. Write `one_sam_sharpness(model, X, y, rho)` (a float; skip an example whose
 # gradient is exactly zero, i.e. count 0 for it). Leave the model unchanged.
 
-# %% {"role": "task", "id": "hw2.one_sam_sharpness", "points": 3, "function": "one_sam_sharpness", "summary": "return (1/n) sum_i [l_i(theta + rho g_i/||g_i||) - l_i(theta)] with g_i the gradient of the single-example loss l_i = (f(x_i)-y_i)^2"}
+# %% flatlab={"role": "task", "id": "hw2.one_sam_sharpness", "points": 3, "function": "one_sam_sharpness", "summary": "return (1/n) sum_i [l_i(theta + rho g_i/||g_i||) - l_i(theta)] with g_i the gradient of the single-example loss l_i = (f(x_i)-y_i)^2"}
 def one_sam_sharpness(model, X, y, rho):
     """Mean over examples of the single-example SAM loss increase. X (n, d), y (n,). Returns a float."""
     ### BEGIN SOLUTION
@@ -243,13 +265,15 @@ def one_sam_sharpness(model, X, y, rho):
     return total / X.shape[0]
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw2.one_sam_sharpness"}
+
+# %% flatlab={"role": "public_test", "id": "hw2.one_sam_sharpness"}
 _m = flatlab.make_model("bias", 5, 6, seed=1)
 _s = one_sam_sharpness(_m, _X, _y, 0.05)
 assert _s > 0
 print("hw2.one_sam_sharpness: OK")
 
-# %% {"role": "hidden_test", "id": "hw2.one_sam_sharpness"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw2.one_sam_sharpness"}
 def _ref_one_sam_sharpness(model, X, y, rho):
     theta = flatlab.models.flatten_params(model).detach().clone()
     out = []
@@ -287,7 +311,7 @@ def test_one_sam_sharpness_near_interpolation(student, rng):
 # `one_sam_epoch` (lr 0.01, ρ = 0.1), tracking the trace (Lemma 4.1), the training loss
 # and the test accuracy. Runs in ~30 s.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 data = flatlab.make_dataset("xor", n=100, d=30, seed=0)
 Xtr, ytr = data.X_train, data.y_train
 start = flatlab.make_model("bias", 30, 100, seed=0)
@@ -322,7 +346,7 @@ for name in ("GD", "1-SAM"):
 # update with a hand-derived kernel (~100× faster). We first check that it agrees with your
 # implementation on one epoch, then use it to follow 1-SAM for 3,000 epochs (3·10⁵ steps).
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 from flatlab import engine
 
 order = torch.randperm(100, generator=torch.Generator().manual_seed(1)).tolist()
@@ -369,7 +393,7 @@ plt.show()
 # (engine)
 # (which barely move the trace). The full-batch SAM sharpness is a different quantity.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 polished_params = {k: v.copy() for k, v in fast.items()}
 engine.gd(polished_params, "bias", Xtr.numpy(), ytr.numpy(), 20000, 0.05)
 polished = flatlab.models.model_from_config(start.config, polished_params)
@@ -381,7 +405,7 @@ for name, model in (("GD interpolator", start), ("1-SAM (3000 ep.) + GD polish",
     print(f"{name:30s} loss {loss:.1e} trace {tr:7.2f}   1-SAM sharpness/(ρ²Tr/2) = {s1 / (rho**2 / 2 * tr):.3f}"
           f"   full-batch SAM/(ρ²Tr/2) = {sfull / (rho**2 / 2 * tr):.3f}")
 
-# %% [markdown] {"role": "manual", "id": "hw2.q_why_drift", "points": 3}
+# %% [markdown] flatlab={"role": "manual", "id": "hw2.q_why_drift", "points": 3}
 # **Question.** Explain, using your measurements, why full-batch GD stays at its
 # interpolator while 1-SAM moves, and what 1-SAM moves towards. Use the relation between
 # `one_sam_sharpness` and the trace. What happened to the test accuracy here, and does

@@ -1,4 +1,16 @@
-# notebook: {"assignment": "hw3", "title": "Scenario I: when flatness does explain generalization"}
+# ---
+# jupyter:
+#   flatlab:
+#     assignment: hw3
+#     title: 'Scenario I: when flatness does explain generalization'
+#   jupytext:
+#     notebook_metadata_filter: flatlab,kernelspec,-jupytext.text_representation
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # hw3 · Scenario I: when flatness does explain generalization
 #
@@ -30,29 +42,33 @@ from flatlab.training import Phase, TrainConfig, train
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)
 
+
 # %% [markdown]
 # ## 1. The path norm
 #
 # Write `path_norm(W1, W2)` = Σ_j ‖W1[j]‖₂·|W2[j]| for W1 (m, d), W2 (m,). It is invariant
 # under the rescaling W1[j] → c·W1[j], W2[j] → W2[j]/c that leaves f unchanged (hw1).
 
-# %% {"role": "task", "id": "hw3.path_norm", "points": 1, "function": "path_norm", "summary": "return sum_j ||W1[j]||_2 * |W2[j]| as a float"}
+# %% flatlab={"role": "task", "id": "hw3.path_norm", "points": 1, "function": "path_norm", "summary": "return sum_j ||W1[j]||_2 * |W2[j]| as a float"}
 def path_norm(W1, W2):
     """Σ_j ‖W1[j]‖₂·|W2[j]|. W1 (m, d), W2 (m,). Returns a float."""
     ### BEGIN SOLUTION
     return float((W1.norm(dim=1) * W2.abs()).sum())
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw3.path_norm"}
+
+# %% flatlab={"role": "public_test", "id": "hw3.path_norm"}
 assert abs(path_norm(torch.tensor([[3.0, 4.0], [0.0, 1.0]]), torch.tensor([2.0, -1.0])) - 11.0) < 1e-12
 print("hw3.path_norm: OK")
 
-# %% {"role": "hidden_test", "id": "hw3.path_norm"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw3.path_norm"}
 def test_path_norm_random(student, rng):
     """path_norm must return the sum over neurons of the row norm of W1 times |W2|."""
     m, d = int(rng.integers(1, 50)), int(rng.integers(1, 40))
     W1, W2 = torch.as_tensor(rng.normal(size=(m, d))), torch.as_tensor(rng.normal(size=m))
     assert_close(student.path_norm(W1, W2), float((W1.norm(dim=1) * W2.abs()).sum()), rtol=1e-10)
+
 
 # %% [markdown]
 # ## 2. The trace of a no-bias net in closed form
@@ -63,7 +79,7 @@ def test_path_norm_random(student, rng):
 # `no_bias_trace(W1, W2, X)` from these formulas: no autograd, one pass over the
 # activations (O(n·m·d)). This is how the training engine logs the trace at width 500.
 
-# %% {"role": "task", "id": "hw3.no_bias_trace", "points": 3, "function": "no_bias_trace", "summary": "return (2/n) sum_i [ ||relu(W1 x_i)||^2 + ||x_i||^2 sum_j W2_j^2 1[w_j.x_i > 0] ] without autograd", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "torch.autograd.grad", "torch.func.grad", "torch.func.vmap", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
+# %% flatlab={"role": "task", "id": "hw3.no_bias_trace", "points": 3, "function": "no_bias_trace", "summary": "return (2/n) sum_i [ ||relu(W1 x_i)||^2 + ||x_i||^2 sum_j W2_j^2 1[w_j.x_i > 0] ] without autograd", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "torch.autograd.grad", "torch.func.grad", "torch.func.vmap", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
 def no_bias_trace(W1, W2, X):
     """Tr ∇²L of the no-bias net W2·relu(W1 x) on X (n, d), in closed form. Returns a float."""
     ### BEGIN SOLUTION
@@ -73,14 +89,16 @@ def no_bias_trace(W1, W2, X):
     return float(2.0 * per_example.mean())
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw3.no_bias_trace"}
+
+# %% flatlab={"role": "public_test", "id": "hw3.no_bias_trace"}
 _X, _y = flatlab.xor_parity(20, 6, seed=0)
 _m = flatlab.make_model("no_bias", 6, 8, seed=1)
 _want = flatlab.sharpness.hessian_trace(_m, _X, _y, method="exact")
 assert abs(no_bias_trace(_m.W1.detach(), _m.W2.detach(), _X) - _want) < 1e-9 * _want
 print("hw3.no_bias_trace: OK")
 
-# %% {"role": "hidden_test", "id": "hw3.no_bias_trace"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw3.no_bias_trace"}
 def _exact_trace(model, X, y):
     """Reference Tr of the autograd Hessian, reverse-over-reverse (no forward-mode AD: thread-safe)."""
     theta = flatlab.models.flatten_params(model).detach().clone()
@@ -114,6 +132,7 @@ def test_no_bias_trace_general_inputs(student, rng):
     got = student.no_bias_trace(model.W1.detach(), model.W2.detach(), X)
     assert_close(got, _exact_trace(model, X, y), rtol=1e-8)
 
+
 # %% [markdown]
 # ## 3. The AM-GM floor behind Lemma 3.1
 #
@@ -128,19 +147,21 @@ def test_no_bias_trace_general_inputs(student, rng):
 # together with weight concentrated on few, well-used paths. Write
 # `trace_floor(W1, W2, X)` returning F(θ).
 
-# %% {"role": "task", "id": "hw3.trace_floor", "points": 2, "function": "trace_floor", "summary": "return (4/n) sum_i ||x_i|| sum_j |W2_j| relu(w_j . x_i)"}
+# %% flatlab={"role": "task", "id": "hw3.trace_floor", "points": 2, "function": "trace_floor", "summary": "return (4/n) sum_i ||x_i|| sum_j |W2_j| relu(w_j . x_i)"}
 def trace_floor(W1, W2, X):
     """The AM-GM lower bound (4/n) Σ_i ‖x_i‖ Σ_j |W2_j| relu(w_j·x_i) on the trace. Returns a float."""
     ### BEGIN SOLUTION
     return float(4.0 * (X.norm(dim=1) * (torch.relu(X @ W1.T) @ W2.abs())).mean())
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw3.trace_floor"}
+
+# %% flatlab={"role": "public_test", "id": "hw3.trace_floor"}
 _F = trace_floor(_m.W1.detach(), _m.W2.detach(), _X)
 assert 0 < _F <= no_bias_trace(_m.W1.detach(), _m.W2.detach(), _X)
 print("hw3.trace_floor: OK")
 
-# %% {"role": "hidden_test", "id": "hw3.trace_floor"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw3.trace_floor"}
 def test_trace_floor_value(student, rng):
     """trace_floor must return (4/n) sum_i ||x_i|| sum_j |W2_j| relu(w_j . x_i)."""
     model, X, y = _no_bias_case(rng)
@@ -152,6 +173,7 @@ def test_trace_floor_value(student, rng):
     assert_close(got, want, rtol=1e-9)
     assert got <= flatlab.sharpness.gauss_newton_trace(model, X) * (1 + 1e-12)
 
+
 # %% [markdown]
 # ## 4. As flat as the function allows: per-neuron balancing
 #
@@ -161,7 +183,7 @@ def test_trace_floor_value(student, rng):
 # equals 2·sqrt(a_j b_j). Write `balance_neurons(W1, W2, X)` returning the balanced
 # `(W1_new, W2_new)`; leave a neuron that never fires on X (a_j = 0) unchanged.
 
-# %% {"role": "task", "id": "hw3.balance", "points": 3, "function": "balance_neurons", "summary": "rescale each neuron w_j -> c_j w_j, W2_j -> W2_j / c_j with c_j = (b_j/a_j)^(1/4) (a_j, b_j its W2- and W1-parts of the trace); leave neurons with a_j = 0 unchanged; return (W1_new, W2_new)"}
+# %% flatlab={"role": "task", "id": "hw3.balance", "points": 3, "function": "balance_neurons", "summary": "rescale each neuron w_j -> c_j w_j, W2_j -> W2_j / c_j with c_j = (b_j/a_j)^(1/4) (a_j, b_j its W2- and W1-parts of the trace); leave neurons with a_j = 0 unchanged; return (W1_new, W2_new)"}
 def balance_neurons(W1, W2, X):
     """Per-neuron rescaling of a no-bias net that minimizes the trace on X without changing f. Returns (W1_new, W2_new)."""
     ### BEGIN SOLUTION
@@ -175,13 +197,15 @@ def balance_neurons(W1, W2, X):
     return W1 * c[:, None], W2 / c
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw3.balance"}
+
+# %% flatlab={"role": "public_test", "id": "hw3.balance"}
 _W1b, _W2b = balance_neurons(_m.W1.detach(), _m.W2.detach(), _X)
 torch.testing.assert_close(torch.relu(_X @ _W1b.T) @ _W2b, _m(_X).detach())
 assert no_bias_trace(_W1b, _W2b, _X) <= no_bias_trace(_m.W1.detach(), _m.W2.detach(), _X)
 print("hw3.balance: OK")
 
-# %% {"role": "hidden_test", "id": "hw3.balance"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw3.balance"}
 def _nb_model(W1, W2):
     W1, W2 = torch.as_tensor(np.asarray(W1, dtype=float)), torch.as_tensor(np.asarray(W2, dtype=float))
     model = flatlab.make_model("no_bias", W1.shape[1], W1.shape[0], seed=0)
@@ -213,6 +237,7 @@ def test_balance_is_optimal(student, rng):
             p["W2"][j] /= c
             assert base <= gn(flatlab.models.set_params(_nb_model(W1n, W2n), p), X) * (1 + 1e-10)
 
+
 # %% [markdown]
 # ## 5. Reading the neurons
 #
@@ -223,7 +248,7 @@ def test_balance_is_optimal(student, rng):
 # neuron's first-layer weight on x[0], x[1]) and `"signs"` ([sign W1[j,0], sign W1[j,1]]
 # as ±1.0 floats).
 
-# %% {"role": "task", "id": "hw3.top_neurons", "points": 3, "function": "top_neurons", "summary": "rank neurons by ||W1[j]||*|W2[j]|(*|gamma[j]|), return {'index', 'share', 'signs'} for the top k", "forbid": ["flatlab.diagnostics.neuron_table", "flatlab.diagnostics.diagnose"]}
+# %% flatlab={"role": "task", "id": "hw3.top_neurons", "points": 3, "function": "top_neurons", "summary": "rank neurons by ||W1[j]||*|W2[j]|(*|gamma[j]|), return {'index', 'share', 'signs'} for the top k", "forbid": ["flatlab.diagnostics.neuron_table", "flatlab.diagnostics.diagnose"]}
 def top_neurons(W1, W2, k, gamma=None):
     """The k highest-scoring neurons: dict(index=[...], share=[...], signs=[[s1, s2], ...])."""
     ### BEGIN SOLUTION
@@ -236,13 +261,15 @@ def top_neurons(W1, W2, k, gamma=None):
     return {"index": idx.tolist(), "share": share.tolist(), "signs": signs.tolist()}
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw3.top_neurons"}
+
+# %% flatlab={"role": "public_test", "id": "hw3.top_neurons"}
 _W1 = torch.tensor([[1.0, -1.0, 0.1], [0.0, 0.1, 5.0], [-2.0, 2.0, 0.0]])
 _r = top_neurons(_W1, torch.tensor([1.0, 1.0, 1.0]), 2)
 assert _r["index"] == [1, 2] and abs(_r["share"][1] - 1.0) < 1e-12 and _r["signs"][1] == [-1.0, 1.0], _r
 print("hw3.top_neurons: OK")
 
-# %% {"role": "hidden_test", "id": "hw3.top_neurons"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw3.top_neurons"}
 def _check_top(student, rng, arch):
     d, m = int(rng.integers(3, 30)), int(rng.integers(4, 60))
     X, _ = flatlab.xor_parity(10, d, seed=int(rng.integers(2**31)))
@@ -269,6 +296,7 @@ def test_top_neurons_sim_bn(student, rng):
     """top_neurons with gamma must multiply the score by |gamma[j]| (Sim-BN)."""
     _check_top(student, rng, "sim_bn")
 
+
 # %% [markdown]
 # ## 6. Experiment: 1-SAM and GD+wd on the no-bias net
 #
@@ -277,7 +305,7 @@ def test_top_neurons_sim_bn(student, rng):
 # on here, so we use the fast engine through `flatlab.training.train`, in chunks, measuring
 # the trace, the path norm and the floor with your functions after each chunk. ~30 s.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 data = flatlab.make_dataset("xor", n=100, d=30, seed=0)
 Xtr, ytr = data.X_train, data.y_train
 
@@ -320,7 +348,7 @@ plt.show()
 # Balancing the trained nets neuron by neuron shows how close each already is to the
 # flattest parametrization of its own function.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 for name, (_, r, model) in runs.items():
     W1b, W2b = balance_neurons(model.W1.detach(), model.W2.detach(), Xtr)
     print(f"{name}: trace {r[-1, 0]:.2f} -> balanced {no_bias_trace(W1b, W2b, Xtr):.2f} "
@@ -332,7 +360,7 @@ for name, (_, r, model) in runs.items():
 # Theorem 3.1 needs n = Ω̃(d). We train 1-SAM (2·10⁵ single-example steps, width 100) for
 # several n at d = 30 and plot the zero-one test error. ~15 s.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 ns, errs = [20, 40, 60, 80, 100, 150], []
 t0 = time.perf_counter()
 for n in ns:
@@ -356,7 +384,7 @@ plt.show()
 # lr 0.005; the paper's ρ = 1 collapses this parametrization to f ≡ 0). ~30 s.
 # Your `top_neurons` then tells us what the four strongest neurons look at.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 t0 = time.perf_counter()
 bn = flatlab.make_model("sim_bn", 30, 50, seed=0, X_ref=Xtr)
 hist = train(bn, data, TrainConfig("one_sam", (Phase(200, 0.005, 0.1), Phase(600, 0.005, 0.3), Phase(400, 0.005, 0.5)),
@@ -377,7 +405,7 @@ fig.colorbar(im, ax=axes[1])
 fig.tight_layout()
 plt.show()
 
-# %% [markdown] {"role": "manual", "id": "hw3.q_lemma31", "points": 3}
+# %% [markdown] flatlab={"role": "manual", "id": "hw3.q_lemma31", "points": 3}
 # **Question.** Using the plots of section 6, explain in your own words the chain
 # "small trace ⇒ small path norm ⇒ generalization" for the no-bias net. Which of the two
 # optimizers makes the trace small, and does GD+wd also reduce the path norm? Why is the
@@ -400,7 +428,7 @@ plt.show()
 # trace bound into a path-norm bound.
 # <!-- END SOLUTION -->
 
-# %% [markdown] {"role": "manual", "id": "hw3.q_simbn", "points": 2}
+# %% [markdown] flatlab={"role": "manual", "id": "hw3.q_simbn", "points": 2}
 # **Question.** Describe the four strongest Sim-BN neurons (section 8). Write down the
 # function a network made of exactly those four neurons would compute on the hypercube,
 # and say why this is an *interpretable* flattest solution (Theorem 3.2).

@@ -1,4 +1,16 @@
-# notebook: {"assignment": "hw4", "title": "Scenario II: flattest models that memorize"}
+# ---
+# jupyter:
+#   flatlab:
+#     assignment: hw4
+#     title: 'Scenario II: flattest models that memorize'
+#   jupytext:
+#     notebook_metadata_filter: flatlab,kernelspec,-jupytext.text_representation
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # hw4 · Scenario II: flattest models that memorize
 #
@@ -37,6 +49,7 @@ def bias_net(params):
     m, d = params["W1"].shape
     return set_params(make_model("bias", d, m, seed=0), params)
 
+
 # %% [markdown]
 # ## 1. The lower bound
 #
@@ -46,19 +59,21 @@ def bias_net(params):
 # Hence Tr ∇²L ≥ (4/n) Σ_i ‖x'_i‖·|y_i|, which is 4·sqrt(d+1) on the hypercube with ±1
 # labels. Write `trace_lower_bound(X, y)` for general data.
 
-# %% {"role": "task", "id": "hw4.lower_bound", "points": 2, "function": "trace_lower_bound", "summary": "return (4/n) sum_i ||(x_i, 1)|| * |y_i|", "forbid": ["flatlab.sharpness.bias_trace_lower_bound_data", "flatlab.sharpness.bias_trace_lower_bound", "flatlab.constructions.bias_trace_floor"]}
+# %% flatlab={"role": "task", "id": "hw4.lower_bound", "points": 2, "function": "trace_lower_bound", "summary": "return (4/n) sum_i ||(x_i, 1)|| * |y_i|", "forbid": ["flatlab.sharpness.bias_trace_lower_bound_data", "flatlab.sharpness.bias_trace_lower_bound", "flatlab.constructions.bias_trace_floor"]}
 def trace_lower_bound(X, y):
     """(4/n) Σ_i sqrt(‖x_i‖² + 1)·|y_i| for X (n, d), y (n,). Returns a float."""
     ### BEGIN SOLUTION
     return float(4.0 * (torch.sqrt(X.pow(2).sum(1) + 1) * y.abs()).mean())
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw4.lower_bound"}
+
+# %% flatlab={"role": "public_test", "id": "hw4.lower_bound"}
 _X, _y = flatlab.xor_parity(50, 30, seed=0)
 assert abs(trace_lower_bound(_X, _y) - 4 * np.sqrt(31)) < 1e-10
 print("hw4.lower_bound: OK")
 
-# %% {"role": "hidden_test", "id": "hw4.lower_bound"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw4.lower_bound"}
 def test_lower_bound_general_data(student, rng):
     """trace_lower_bound must return (4/n) sum_i sqrt(||x_i||^2 + 1) |y_i| for arbitrary real data and labels."""
     n, d = int(rng.integers(1, 80)), int(rng.integers(1, 40))
@@ -71,6 +86,7 @@ def test_lower_bound_hypercube(student, rng):
     d = int(rng.integers(2, 60))
     X, y = flatlab.xor_parity(int(rng.integers(1, 100)), d, seed=int(rng.integers(2**31)))
     assert_close(student.trace_lower_bound(X, y), 4 * np.sqrt(d + 1), rtol=1e-10)
+
 
 # %% [markdown]
 # ## 2. The memorizing flattest solution (Theorem 4.1)
@@ -86,7 +102,7 @@ def test_lower_bound_hypercube(student, rng):
 # `memorizing_solution(X, y, eps)` returning the dict `{"W1", "b1", "W2"}`. (Assume the
 # training points are distinct.)
 
-# %% {"role": "task", "id": "hw4.memorizing", "points": 4, "function": "memorizing_solution", "summary": "width n: W1[i] = sqrt(r_i|y_i|) w_i/eps, b1[i] = sqrt(r_i|y_i|)(eps - w_i.x_i)/eps, W2[i] = sign(y_i) sqrt(|y_i|/r_i), w_i = x_i/||x_i||, r_i = sqrt(||x_i||^2+1); return a dict", "forbid": ["flatlab.constructions.memorizing_bias", "flatlab.constructions.memorizing_sim_ln"]}
+# %% flatlab={"role": "task", "id": "hw4.memorizing", "points": 4, "function": "memorizing_solution", "summary": "width n: W1[i] = sqrt(r_i|y_i|) w_i/eps, b1[i] = sqrt(r_i|y_i|)(eps - w_i.x_i)/eps, W2[i] = sign(y_i) sqrt(|y_i|/r_i), w_i = x_i/||x_i||, r_i = sqrt(||x_i||^2+1); return a dict", "forbid": ["flatlab.constructions.memorizing_bias", "flatlab.constructions.memorizing_sim_ln"]}
 def memorizing_solution(X, y, eps=0.1):
     """Theorem 4.1's memorizing interpolator of (X (n, d), y (n,)). Returns {"W1": (n, d), "b1": (n,), "W2": (n,)}."""
     ### BEGIN SOLUTION
@@ -98,7 +114,8 @@ def memorizing_solution(X, y, eps=0.1):
             "W2": torch.sign(y) * torch.sqrt(y.abs() / r)}
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw4.memorizing"}
+
+# %% flatlab={"role": "public_test", "id": "hw4.memorizing"}
 _mem = bias_net(memorizing_solution(_X, _y, 0.1))
 assert (_mem(_X) - _y).abs().max() < 1e-10, "must interpolate"
 assert abs(gauss_newton_trace(_mem, _X) - trace_lower_bound(_X, _y)) < 1e-8, "must meet the bound"
@@ -106,7 +123,8 @@ _Xnew, _ = flatlab.xor_parity(200, 30, seed=123)
 assert _mem(_Xnew).abs().max() == 0, "must output exactly 0 away from the training points"
 print("hw4.memorizing: OK")
 
-# %% {"role": "hidden_test", "id": "hw4.memorizing"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw4.memorizing"}
 def _net(params):
     params = {k: torch.as_tensor(np.asarray(v, dtype=float)) for k, v in params.items()}
     width, dim = params["W1"].shape
@@ -141,6 +159,7 @@ def test_memorizing_flattest_and_memorizes(student, rng):
         if bool(unseen.any()):
             assert float(model(Z[unseen]).abs().max()) < 1e-12
 
+
 # %% [markdown]
 # ## 3. The generalizing flattest solution (Proposition 4.2)
 #
@@ -152,7 +171,7 @@ def test_memorizing_flattest_and_memorizes(student, rng):
 # the dict; fill neurons beyond the fourth with *dead* neurons (row 0, bias −1, output 0),
 # which change neither f nor the trace.
 
-# %% {"role": "task", "id": "hw4.generalizing", "points": 3, "function": "generalizing_solution", "summary": "four neurons r*(s1, s2, 0, ...), bias -r, output s1*s2/r with r = (d+1)^(1/4); extra neurons dead (row 0, bias -1, output 0); return a dict", "forbid": ["flatlab.constructions.generalizing_bias", "flatlab.constructions.generalizing_sim_ln", "flatlab.constructions.optimal_radius"]}
+# %% flatlab={"role": "task", "id": "hw4.generalizing", "points": 3, "function": "generalizing_solution", "summary": "four neurons r*(s1, s2, 0, ...), bias -r, output s1*s2/r with r = (d+1)^(1/4); extra neurons dead (row 0, bias -1, output 0); return a dict", "forbid": ["flatlab.constructions.generalizing_bias", "flatlab.constructions.generalizing_sim_ln", "flatlab.constructions.optimal_radius"]}
 def generalizing_solution(d, width=4):
     """Prop. 4.2's XOR network at the optimal radius. Returns {"W1": (width, d), "b1": (width,), "W2": (width,)}."""
     ### BEGIN SOLUTION
@@ -163,13 +182,15 @@ def generalizing_solution(d, width=4):
     return {"W1": W1, "b1": b1, "W2": W2}
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw4.generalizing"}
+
+# %% flatlab={"role": "public_test", "id": "hw4.generalizing"}
 _gen = bias_net(generalizing_solution(30, 10))
 assert (_gen(_X) - _y).abs().max() < 1e-12 and (_gen(_Xnew) - _Xnew[:, 0] * _Xnew[:, 1]).abs().max() < 1e-12
 assert abs(gauss_newton_trace(_gen, _X) - 4 * np.sqrt(31)) < 1e-8
 print("hw4.generalizing: OK")
 
-# %% {"role": "hidden_test", "id": "hw4.generalizing"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw4.generalizing"}
 def test_generalizing_computes_xor(student, rng):
     """generalizing_solution(d, width) must compute f(x) = x[0]*x[1] at every hypercube point, with the requested width."""
     d, width = int(rng.integers(2, 50)), int(rng.integers(4, 20))
@@ -188,6 +209,7 @@ def test_generalizing_meets_bound(student, rng):
     X, y = flatlab.xor_parity(int(rng.integers(5, 100)), d, seed=int(rng.integers(2**31)))
     assert_close(flatlab.sharpness.gauss_newton_trace(model, X), 4 * np.sqrt(d + 1), rtol=1e-9)
 
+
 # %% [markdown]
 # ## 4. Telling flat solutions apart
 #
@@ -201,7 +223,7 @@ def test_generalizing_meets_bound(student, rng):
 #
 # Write `memorization_index(W1, b1, W2, X, threshold=3)` and `x1x2_share(W1)` for bias nets.
 
-# %% {"role": "task", "id": "hw4.memorization_index", "points": 3, "function": "memorization_index", "summary": "share of sum_i sum_j |W2_j h_j(x_i)| carried by neurons firing on <= threshold rows of X (0.0 if the total is 0)", "forbid": ["flatlab.diagnostics.memorization_index", "flatlab.diagnostics.diagnose"]}
+# %% flatlab={"role": "task", "id": "hw4.memorization_index", "points": 3, "function": "memorization_index", "summary": "share of sum_i sum_j |W2_j h_j(x_i)| carried by neurons firing on <= threshold rows of X (0.0 if the total is 0)", "forbid": ["flatlab.diagnostics.memorization_index", "flatlab.diagnostics.diagnose"]}
 def memorization_index(W1, b1, W2, X, threshold=3):
     """Memorization index of the bias net (W1 (m, d), b1 (m,), W2 (m,)) on training inputs X (n, d). Returns a float in [0, 1]."""
     ### BEGIN SOLUTION
@@ -213,7 +235,8 @@ def memorization_index(W1, b1, W2, X, threshold=3):
     return float(contrib[(H > 0).sum(0) <= threshold].sum()) / total
     ### END SOLUTION
 
-# %% {"role": "task", "id": "hw4.x1x2_share", "points": 1, "function": "x1x2_share", "summary": "return ||W1[:, :2]||_F^2 / ||W1||_F^2 (0.0 if W1 = 0)", "forbid": ["flatlab.diagnostics.x1x2_share", "flatlab.diagnostics.diagnose"]}
+
+# %% flatlab={"role": "task", "id": "hw4.x1x2_share", "points": 1, "function": "x1x2_share", "summary": "return ||W1[:, :2]||_F^2 / ||W1||_F^2 (0.0 if W1 = 0)", "forbid": ["flatlab.diagnostics.x1x2_share", "flatlab.diagnostics.diagnose"]}
 def x1x2_share(W1):
     """Share of the squared Frobenius norm of W1 (m, d) on its first two columns. Returns a float."""
     ### BEGIN SOLUTION
@@ -221,19 +244,21 @@ def x1x2_share(W1):
     return float(W1[:, :2].pow(2).sum()) / total if total > 0 else 0.0
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw4.memorization_index"}
+
+# %% flatlab={"role": "public_test", "id": "hw4.memorization_index"}
 _p = memorizing_solution(_X, _y, 0.1)
 assert abs(memorization_index(_p["W1"], _p["b1"], _p["W2"], _X) - 1.0) < 1e-12
 _q = generalizing_solution(30, 4)
 assert memorization_index(_q["W1"], _q["b1"], _q["W2"], _X) == 0.0
 print("hw4.memorization_index: OK")
 
-# %% {"role": "public_test", "id": "hw4.x1x2_share"}
+# %% flatlab={"role": "public_test", "id": "hw4.x1x2_share"}
 assert abs(x1x2_share(_q["W1"]) - 1.0) < 1e-12
 assert abs(x1x2_share(torch.ones(3, 30)) - 2 / 30) < 1e-12
 print("hw4.x1x2_share: OK")
 
-# %% {"role": "hidden_test", "id": "hw4.memorization_index"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw4.memorization_index"}
 def test_memorization_index_trained_like(student, rng):
     """memorization_index must match the definition on random bias nets whose neurons fire on varied numbers of training points (threshold included: <=)."""
     d, m, n = int(rng.integers(3, 20)), int(rng.integers(5, 60)), int(rng.integers(5, 60))
@@ -261,11 +286,13 @@ def test_memorization_index_constructions(student, rng):
     p = dict((k, v.detach()) for k, v in gen.named_parameters())
     assert student.memorization_index(p["W1"], -10 * torch.ones_like(p["b1"]), p["W2"], X, 3) == 0.0
 
-# %% {"role": "hidden_test", "id": "hw4.x1x2_share"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw4.x1x2_share"}
 def test_x1x2_share_random(student, rng):
     """x1x2_share must return ||W1[:, :2]||_F^2 / ||W1||_F^2."""
     W1 = torch.as_tensor(rng.normal(size=(int(rng.integers(1, 40)), int(rng.integers(2, 40)))))
     assert_close(student.x1x2_share(W1), float(W1[:, :2].pow(2).sum() / W1.pow(2).sum()), rtol=1e-10)
+
 
 # %% [markdown]
 # ## 5. Experiment: both constructions sit on the bound
@@ -273,7 +300,7 @@ def test_x1x2_share_random(student, rng):
 # d = 30, n = 100. We build both flattest solutions with your functions and measure
 # their trace (Lemma 4.1, exact at interpolation), training error and test accuracy.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 data = flatlab.make_dataset("xor", n=100, d=30, seed=0)
 Xtr, ytr = data.X_train, data.y_train
 bound = trace_lower_bound(Xtr, ytr)
@@ -295,7 +322,7 @@ for name, model in solutions.items():
 # (`flatlab.training.train`); the history logs the test accuracy and the trace. ~40 s.
 # (The paper runs 6·10⁵ *epochs*; the drift continues, PROBES.md measured 0.62 at the end.)
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 histories, trained = {}, {}
 for name, config in (("GD+wd", TrainConfig("gd", (Phase(3000, 0.05),), weight_decay=0.05, log_every=250)),
                      ("1-SAM", TrainConfig("one_sam", (Phase(6000, 0.01, 0.1),), log_every=250))):
@@ -325,7 +352,7 @@ plt.show()
 # %% [markdown]
 # ## 7. What did each optimizer find?
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 rows = {**solutions, **trained}
 print(f"{'solution':13s} {'trace':>8s} {'test acc':>9s} {'memo index':>11s} {'x1x2 share':>11s} {'median firing':>14s}")
 for name, model in rows.items():
@@ -336,7 +363,7 @@ for name, model in rows.items():
           f"{memorization_index(p['W1'], p['b1'], p['W2'], Xtr):11.3f} {x1x2_share(p['W1']):11.3f} "
           f"{flatlab.diagnostics.median_firing(model, Xtr):14.1f}")
 
-# %% [markdown] {"role": "manual", "id": "hw4.q_flat_not_enough", "points": 3}
+# %% [markdown] flatlab={"role": "manual", "id": "hw4.q_flat_not_enough", "points": 3}
 # **Question.** Summarize the evidence of sections 5-7 in three or four sentences: which
 # solutions are flattest, which generalize, and where does 1-SAM's solution sit? Is the
 # 1-SAM solution the memorizing construction? What does this say about the claim "SAM

@@ -1,4 +1,16 @@
-# notebook: {"assignment": "hw5", "title": "Scenario III: SAM generalizes although flat memorizers exist"}
+# ---
+# jupyter:
+#   flatlab:
+#     assignment: hw5
+#     title: 'Scenario III: SAM generalizes although flat memorizers exist'
+#   jupytext:
+#     notebook_metadata_filter: flatlab,kernelspec,-jupytext.text_representation
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # hw5 · Scenario III: SAM generalizes although flat memorizers exist
 #
@@ -35,6 +47,7 @@ def sim_ln_net(params, eps=1e-6):
     m, d = params["W1"].shape
     return set_params(make_model("sim_ln", d, m, seed=0, eps=eps), params)
 
+
 # %% [markdown]
 # ## 1. Where the trace of a Sim-LN net comes from
 #
@@ -49,7 +62,7 @@ def sim_ln_net(params, eps=1e-6):
 # norm of the output-layer gradient and of the first-layer gradient (W1 and b1 together),
 # from these formulas, without autograd.
 
-# %% {"role": "task", "id": "hw5.grad_parts", "points": 4, "function": "sim_ln_grad_parts", "summary": "closed form per example: [||grad_W2 f||^2, (||x||^2+1) ||D (I - u u^T) W2 / ||h||  ||^2] (the eps branch when ||h|| <= eps), shape (n, 2), no autograd", "forbid": ["flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.hessian_trace", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward", "torch.func.grad", "torch.func.vmap", "torch.func.jacrev", "torch.func.jacfwd", "torch.autograd.functional.jacobian", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
+# %% flatlab={"role": "task", "id": "hw5.grad_parts", "points": 4, "function": "sim_ln_grad_parts", "summary": "closed form per example: [||grad_W2 f||^2, (||x||^2+1) ||D (I - u u^T) W2 / ||h||  ||^2] (the eps branch when ||h|| <= eps), shape (n, 2), no autograd", "forbid": ["flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.hessian_trace", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward", "torch.func.grad", "torch.func.vmap", "torch.func.jacrev", "torch.func.jacfwd", "torch.autograd.functional.jacobian", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
 def sim_ln_grad_parts(W1, b1, W2, X, eps=1e-6):
     """Per-example squared gradient norms of a Sim-LN net, split by layer. Returns (n, 2): [output layer, first layer]."""
     ### BEGIN SOLUTION
@@ -66,7 +79,8 @@ def sim_ln_grad_parts(W1, b1, W2, X, eps=1e-6):
     return torch.stack([out, first], 1)
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw5.grad_parts"}
+
+# %% flatlab={"role": "public_test", "id": "hw5.grad_parts"}
 _X, _y = flatlab.xor_parity(12, 6, seed=0)
 _m = flatlab.make_model("sim_ln", 6, 8, seed=1)
 _P = sim_ln_grad_parts(_m.W1.detach(), _m.b1.detach(), _m.W2.detach(), _X)
@@ -74,7 +88,8 @@ assert _P.shape == (12, 2) and bool((_P[:, 0] <= 1 + 1e-12).all()), "the output-
 torch.testing.assert_close(_P.sum(1), flatlab.sharpness.per_example_grad_sq_norms(_m, _X))
 print("hw5.grad_parts: OK")
 
-# %% {"role": "hidden_test", "id": "hw5.grad_parts"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw5.grad_parts"}
 def _ln_case(rng, n=None, d=None, m=None, eps=1e-6):
     n = int(rng.integers(2, 30)) if n is None else n
     d = int(rng.integers(2, 20)) if d is None else d
@@ -114,6 +129,7 @@ def test_grad_parts_eps_branch(student, rng):
     got = student.sim_ln_grad_parts(p["W1"], p["b1"], p["W2"], X, 0.5)
     assert_close(np.asarray(got, dtype=float), _autograd_parts(model, X), rtol=1e-8, atol=1e-12)
 
+
 # %% [markdown]
 # ## 2. Flatness by scaling, for free
 #
@@ -126,7 +142,7 @@ def test_grad_parts_eps_branch(student, rng):
 # Write `flatness_scale(W1, b1, W2, X, tol)`: the c for which the Gauss-Newton trace of the
 # rescaled net equals (2/n) Σ_i a_i + tol.
 
-# %% {"role": "task", "id": "hw5.flatness_scale", "points": 3, "function": "flatness_scale", "summary": "return c = sqrt((2/n) sum_i b_i / tol), b_i the first-layer part from sim_ln_grad_parts"}
+# %% flatlab={"role": "task", "id": "hw5.flatness_scale", "points": 3, "function": "flatness_scale", "summary": "return c = sqrt((2/n) sum_i b_i / tol), b_i the first-layer part from sim_ln_grad_parts"}
 def flatness_scale(W1, b1, W2, X, tol):
     """The first-layer scale c that brings the Gauss-Newton trace within tol of its infimum. Returns a float."""
     ### BEGIN SOLUTION
@@ -134,14 +150,16 @@ def flatness_scale(W1, b1, W2, X, tol):
     return float(torch.sqrt(2.0 * parts[:, 1].mean() / tol))
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw5.flatness_scale"}
+
+# %% flatlab={"role": "public_test", "id": "hw5.flatness_scale"}
 _c = flatness_scale(_m.W1.detach(), _m.b1.detach(), _m.W2.detach(), _X, 0.01)
 _big = sim_ln_net({"W1": _c * _m.W1.detach(), "b1": _c * _m.b1.detach(), "W2": _m.W2.detach()})
 torch.testing.assert_close(_big(_X), _m(_X).detach())
 assert abs(gauss_newton_trace(_big, _X) - (2 * float(_P[:, 0].mean()) + 0.01)) < 1e-6
 print("hw5.flatness_scale: OK")
 
-# %% {"role": "hidden_test", "id": "hw5.flatness_scale"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw5.flatness_scale"}
 def test_flatness_scale_reaches_target(student, rng):
     """After scaling (W1, b1) by flatness_scale(...), the Gauss-Newton trace must equal 2*mean(output part) + tol and f must be unchanged."""
     model, X, _ = _ln_case(rng)
@@ -154,6 +172,7 @@ def test_flatness_scale_reaches_target(student, rng):
     assert_close(flatlab.sharpness.gauss_newton_trace(big, X), floor + tol, rtol=1e-7)
     with torch.no_grad():
         assert_close(big(X), model(X), rtol=1e-9, atol=1e-12)
+
 
 # %% [markdown]
 # ## 3. Two flattest interpolators
@@ -170,7 +189,7 @@ def test_flatness_scale_reaches_target(student, rng):
 #
 # Both return a dict `{"W1", "b1", "W2"}`.
 
-# %% {"role": "task", "id": "hw5.memorizer", "points": 3, "function": "sim_ln_memorizer", "summary": "width n: W1[i] = w_i/eps, b1[i] = (eps - w_i.x_i)/eps with w_i = x_i/||x_i||, W2[i] = y_i; return a dict", "forbid": ["flatlab.constructions.memorizing_sim_ln", "flatlab.constructions.memorizing_bias"]}
+# %% flatlab={"role": "task", "id": "hw5.memorizer", "points": 3, "function": "sim_ln_memorizer", "summary": "width n: W1[i] = w_i/eps, b1[i] = (eps - w_i.x_i)/eps with w_i = x_i/||x_i||, W2[i] = y_i; return a dict", "forbid": ["flatlab.constructions.memorizing_sim_ln", "flatlab.constructions.memorizing_bias"]}
 def sim_ln_memorizer(X, y, eps=0.1):
     """A Sim-LN interpolator of (X (n, d), y (n,)) with trace exactly 2 that outputs 0 off the training set. Returns a dict."""
     ### BEGIN SOLUTION
@@ -178,7 +197,8 @@ def sim_ln_memorizer(X, y, eps=0.1):
     return {"W1": w / eps, "b1": (eps - (w * X).sum(1)) / eps, "W2": y.clone()}
     ### END SOLUTION
 
-# %% {"role": "task", "id": "hw5.generalizer", "points": 2, "function": "sim_ln_generalizer", "summary": "four neurons (s1, s2, 0, ...) with bias -1 and output s1*s2, extra neurons dead (row 0, bias -1, output 0); return a dict", "forbid": ["flatlab.constructions.generalizing_sim_ln", "flatlab.constructions.generalizing_bias"]}
+
+# %% flatlab={"role": "task", "id": "hw5.generalizer", "points": 2, "function": "sim_ln_generalizer", "summary": "four neurons (s1, s2, 0, ...) with bias -1 and output s1*s2, extra neurons dead (row 0, bias -1, output 0); return a dict", "forbid": ["flatlab.constructions.generalizing_sim_ln", "flatlab.constructions.generalizing_bias"]}
 def sim_ln_generalizer(d, width=4):
     """A Sim-LN network computing x[0]*x[1] on the hypercube with trace exactly 2. Returns a dict."""
     ### BEGIN SOLUTION
@@ -188,7 +208,8 @@ def sim_ln_generalizer(d, width=4):
     return {"W1": W1, "b1": b1, "W2": W2}
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw5.memorizer"}
+
+# %% flatlab={"role": "public_test", "id": "hw5.memorizer"}
 _Xb, _yb = flatlab.xor_parity(60, 30, seed=0)
 _Xn, _ = flatlab.xor_parity(100, 30, seed=9)
 _mem = sim_ln_net(sim_ln_memorizer(_Xb, _yb, 0.1))
@@ -196,13 +217,14 @@ assert (_mem(_Xb) - _yb).abs().max() < 1e-10 and abs(gauss_newton_trace(_mem, _X
 assert _mem(_Xn).abs().max() == 0, "must output exactly 0 away from the training points"
 print("hw5.memorizer: OK")
 
-# %% {"role": "public_test", "id": "hw5.generalizer"}
+# %% flatlab={"role": "public_test", "id": "hw5.generalizer"}
 _gen = sim_ln_net(sim_ln_generalizer(30, 6))
 assert (_gen(_Xb) - _yb).abs().max() < 1e-10 and abs(gauss_newton_trace(_gen, _Xb) - 2.0) < 1e-10
 assert (_gen(_Xn) - _Xn[:, 0] * _Xn[:, 1]).abs().max() < 1e-12
 print("hw5.generalizer: OK")
 
-# %% {"role": "hidden_test", "id": "hw5.memorizer"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw5.memorizer"}
 def _exact_trace(model, X, y):
     """Reference Tr of the autograd Hessian, reverse-over-reverse (no forward-mode AD: thread-safe)."""
     theta = flatlab.models.flatten_params(model).detach().clone()
@@ -240,7 +262,8 @@ def test_memorizer_outputs_zero_elsewhere(student, rng):
     with torch.no_grad():
         assert float(model(Z[unseen]).abs().max()) == 0.0
 
-# %% {"role": "hidden_test", "id": "hw5.generalizer"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw5.generalizer"}
 def test_generalizer_xor_and_flat(student, rng):
     """sim_ln_generalizer(d, width) must compute x[0]*x[1] on the hypercube with the requested width, and have trace 2 on any training set."""
     d, width = int(rng.integers(2, 40)), int(rng.integers(4, 16))
@@ -252,6 +275,7 @@ def test_generalizer_xor_and_flat(student, rng):
         assert_close(model(Z), Z[:, 0] * Z[:, 1], rtol=1e-10, atol=1e-12)
     assert_close(flatlab.sharpness.gauss_newton_trace(model, Z[:50]), 2.0, rtol=1e-10)
 
+
 # %% [markdown]
 # ## 4. Projected SAM
 #
@@ -261,7 +285,7 @@ def test_generalizer_xor_and_flat(student, rng):
 # `projected_sam_step(model, X, y, lr, rho, R)`: one SAM step on the batch (X, y) (as in
 # hw2), then the projection, in place. Return the batch loss before the step.
 
-# %% {"role": "task", "id": "hw5.projected_step", "points": 3, "function": "projected_sam_step", "summary": "one SAM step on (X, y) in place, then rescale (W1, b1) jointly to Frobenius norm R; return the loss before the step", "forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.project_first_layer", "flatlab.optim.SAM", "flatlab.engine.one_sam"]}
+# %% flatlab={"role": "task", "id": "hw5.projected_step", "points": 3, "function": "projected_sam_step", "summary": "one SAM step on (X, y) in place, then rescale (W1, b1) jointly to Frobenius norm R; return the loss before the step", "forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.project_first_layer", "flatlab.optim.SAM", "flatlab.engine.one_sam"]}
 def projected_sam_step(model, X, y, lr, rho, R):
     """SAM step then projection of (W1, b1) onto the sphere of radius R. Returns the loss before the step (a float)."""
     ### BEGIN SOLUTION
@@ -284,7 +308,8 @@ def projected_sam_step(model, X, y, lr, rho, R):
     return float(loss.detach())
     ### END SOLUTION
 
-# %% {"role": "public_test", "id": "hw5.projected_step"}
+
+# %% flatlab={"role": "public_test", "id": "hw5.projected_step"}
 _m1 = flatlab.make_model("sim_ln", 6, 8, seed=1)
 _m2 = flatlab.make_model("sim_ln", 6, 8, seed=1)
 projected_sam_step(_m1, _X[:1], _y[:1], 0.05, 0.1, 3.0)
@@ -292,7 +317,8 @@ flatlab.optim.one_sam_epoch(_m2, _X, _y, 0.05, 0.1, [0], project_norm=3.0)
 torch.testing.assert_close(flatlab.flatten_params(_m1), flatlab.flatten_params(_m2))
 print("hw5.projected_step: OK")
 
-# %% {"role": "hidden_test", "id": "hw5.projected_step"}
+
+# %% flatlab={"role": "hidden_test", "id": "hw5.projected_step"}
 def test_projected_step_matches(student, rng):
     """projected_sam_step must take one SAM step on the batch and then rescale (W1, b1) jointly to Frobenius norm R."""
     model, X, y = _ln_case(rng, n=int(rng.integers(1, 6)))
@@ -306,6 +332,7 @@ def test_projected_step_matches(student, rng):
     with torch.no_grad():
         assert_close(loss0, float(flatlab.mse(model(X), y)), rtol=1e-10, atol=1e-14)
 
+
 # %% [markdown]
 # ## 5. Experiment: a zoo of flattest Sim-LN models
 #
@@ -318,7 +345,7 @@ def test_projected_step_matches(student, rng):
 # the engine (`flatlab.training.train`), after checking the engine against your
 # `projected_sam_step` on one epoch. ~40 s.
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 data = flatlab.make_dataset("xor", n=100, d=30, seed=0)
 Xtr, ytr = data.X_train, data.y_train
 zoo, histories = {}, {}
@@ -364,7 +391,7 @@ for name, net in zoo.items():
                          flatlab.accuracy(net(data.X_test), data.y_test))
     print(f"{name:16s} trace {summary[name][0]:8.3f}  train MSE {summary[name][1]:.1e}  test acc {summary[name][2]:.3f}")
 
-# %% {"role": "experiment"}
+# %% flatlab={"role": "experiment"}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 for name, (tr, _, acc) in summary.items():
     excess = max(tr - 2.0, 0.0)
@@ -380,7 +407,7 @@ axes[1].legend()
 fig.tight_layout()
 plt.show()
 
-# %% [markdown] {"role": "manual", "id": "hw5.q_scenario3", "points": 3}
+# %% [markdown] flatlab={"role": "manual", "id": "hw5.q_scenario3", "points": 3}
 # **Question.** Read the left plot. Which models are (nearly) flattest, and what are their
 # test accuracies? Could 1-SAM's success be explained by "1-SAM finds a flattest
 # interpolator"? Why does the projected run matter for that argument?
@@ -397,7 +424,7 @@ plt.show()
 # generalizes, so its preference is for *which* flat solution, not just for flatness.
 # <!-- END SOLUTION -->
 
-# %% [markdown] {"role": "manual", "id": "hw5.q_reflection", "points": 4}
+# %% [markdown] flatlab={"role": "manual", "id": "hw5.q_reflection", "points": 4}
 # **Closing reflection (about 200 words).** Put the three scenarios side by side (hw3,
 # hw4, hw5). For each, say whether all flattest interpolators generalize and whether 1-SAM
 # generalizes. Then propose one concrete hypothesis for what else 1-SAM's dynamics must be
