@@ -59,34 +59,34 @@ def clean_copy(cell):
 
 
 def load_source(path: str | Path):
-    """A FORMAT source notebook and what both exports need from it.
+    """A FORMAT source ``hwN.py`` as a notebook and what both exports need from it.
 
     Returns (notebook, assignment, tasks by id, manual questions by id, hidden code): the
     hidden code is every hidden-test cell joined, since they share one namespace, as in
     the secure grader.
     """
-    from .notebook import parse_source
+    from .notebook import parse_source, read_source
 
-    src = nbformat.read(str(path), as_version=4)
+    src = read_source(path)
     asg = parse_source(copy.deepcopy(src))
     hidden = "\n\n".join(code.rstrip() for _, code in asg.hidden_sources) + "\n"
     return src, asg, {t.id: t for t in asg.tasks}, {q.id: q for q in asg.manual}, hidden
 
 
 def source_notebooks(solutions: str | Path, names: list[str] | None) -> list[Path]:
-    """The source notebooks ``solutions/<name>.ipynb`` to export (all ``*.ipynb`` if ``names`` is None)."""
+    """The sources ``solutions/<name>.py`` to export (all ``*.py`` if ``names`` is None)."""
     root = Path(solutions)
     if not root.is_dir():
-        raise ValueError(f"solutions: expected a directory of source notebooks, got {str(root)!r}")
+        raise ValueError(f"solutions: expected a directory of sources hwN.py, got {str(root)!r}")
     if names:
-        paths = [root / f"{n}.ipynb" for n in names]
+        paths = [root / f"{n}.py" for n in names]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
-            raise ValueError(f"assignments: no source notebook {', '.join(missing)}")
+            raise ValueError(f"assignments: no source {', '.join(missing)}")
         return paths
-    paths = sorted(root.glob("*.ipynb"))
+    paths = sorted(root.glob("*.py"))
     if not paths:
-        raise ValueError(f"solutions: no *.ipynb in {str(root)!r}")
+        raise ValueError(f"solutions: no *.py in {str(root)!r}")
     return paths
 
 

@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                                 description="Write an nbgrader course directory from solutions/.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="course directory to write")
-    p.add_argument("--solutions", type=Path, default=REPO / "solutions", help="source notebooks")
-    p.add_argument("--assignments", nargs="+", default=None, help="names of solutions/<name>.ipynb, e.g. hw0 hw1 (None: all)")
+    p.add_argument("--solutions", type=Path, default=REPO / "solutions", help="folder of the sources hwN.py")
+    p.add_argument("--assignments", nargs="+", default=None, help="names of solutions/<name>.py, e.g. hw0 hw1 (None: all)")
     p.add_argument("--seed", type=int, default=0, help="grading seed of the hidden tests "
                    "(overridden at grading time by the FLATLAB_GRADING_SEED environment variable)")
     p.add_argument("--timeout", type=int, default=600, help="seconds per cell while grading")

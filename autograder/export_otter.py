@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                                 description="Write otter-assign master notebooks from solutions/.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="folder for <hw>/<hw>.ipynb")
-    p.add_argument("--solutions", type=Path, default=REPO / "solutions", help="source notebooks")
-    p.add_argument("--assignments", nargs="+", default=None, help="names of solutions/<name>.ipynb, e.g. hw0 hw1 (None: all)")
+    p.add_argument("--solutions", type=Path, default=REPO / "solutions", help="folder of the sources hwN.py")
+    p.add_argument("--assignments", nargs="+", default=None, help="names of solutions/<name>.py, e.g. hw0 hw1 (None: all)")
     p.add_argument("--seed", type=int, default=0, help="grading seed of the hidden tests")
     a = p.parse_args(argv)
     for f in export(a.out, solutions=a.solutions, assignments=a.assignments, seed=a.seed):

@@ -190,11 +190,18 @@ def percent_to_notebook(text: str) -> nbformat.NotebookNode:
 
 
 def notebook_to_percent(nb) -> str:
-    """A notebook as the text of a source file: the inverse of :func:`percent_to_notebook`."""
+    """A notebook as the text of a source file: the inverse of :func:`percent_to_notebook`.
+
+    Each cell's ``metadata.flatlab`` is written with sorted keys, as ``nbformat`` stores it, so
+    a trip through a saved ``.ipynb`` gives the same text too.
+    """
     import jupytext
 
     nb = copy.deepcopy(nb)
     nb.metadata["jupytext"] = dict(_JUPYTEXT)
+    for cell in nb.cells:
+        if isinstance(cell.metadata.get("flatlab"), dict):
+            cell.metadata["flatlab"] = dict(sorted(cell.metadata["flatlab"].items()))
     return jupytext.writes(nb, fmt="py:percent")
 
 

@@ -1,7 +1,8 @@
 """``python -m autograder release --out DIR``: the student repository, without solutions.
 
 The instructor repository holds solutions, hidden tests and the grader; students must get
-none of them. ``release`` writes what a student needs, built fresh from ``solutions/``:
+none of them. ``release`` writes what a student needs, built fresh from the sources
+``solutions/hwN.py``:
 
     DIR/README.md                    how to install, open, self-check and submit
     DIR/assignments/hwN.ipynb        the student notebooks (a fresh build)
@@ -26,7 +27,7 @@ from pathlib import Path
 import nbformat
 
 from .build import MARKERS, _solution_lines, build_one
-from .notebook import parse_source
+from .notebook import parse_source, read_source
 
 __all__ = ["release", "scan_release", "main"]
 
@@ -58,7 +59,7 @@ def scan_release(folder: Path, sources: list[Path]) -> list[str]:
     """Everything in ``folder`` that carries hidden material from ``sources`` (empty = clean)."""
     hidden_names, solution_lines = set(), {}
     for src in sources:
-        nb = nbformat.read(src, as_version=4)
+        nb = read_source(src)
         hidden_names |= {t.name for t in parse_source(nb).tests}
         solution_lines[src.stem] = _solution_lines(nb)  # checked against that assignment's notebook
     problems = []
@@ -77,9 +78,9 @@ def scan_release(folder: Path, sources: list[Path]) -> list[str]:
 def release(out: Path, solutions: Path = ROOT / "solutions", root: Path = ROOT) -> list[str]:
     """Write the student repository to ``out`` (replacing it); returns the assignment names."""
     out, solutions, root = Path(out).resolve(), Path(solutions), Path(root)
-    sources = sorted(solutions.glob("hw*.ipynb"))
+    sources = sorted(solutions.glob("hw*.py"))
     if not sources:
-        raise ValueError(f"solutions must be a folder of hwN.ipynb source notebooks; none in {solutions}")
+        raise ValueError(f"solutions must be a folder of sources hwN.py; none in {solutions}")
     if out.exists() and any(out.iterdir()) and not (out / STAMP).exists():
         raise ValueError(f"out must be a new or empty folder, or a previous release; {out} is neither "
                          "(refusing to replace it)")
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder release", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="folder to write the student repository to (replaced)")
-    p.add_argument("--solutions", default=str(ROOT / "solutions"), help="folder of source notebooks hwN.ipynb")
+    p.add_argument("--solutions", default=str(ROOT / "solutions"), help="folder of the sources hwN.py")
     a = p.parse_args(argv)
     try:
         names = release(Path(a.out), Path(a.solutions))

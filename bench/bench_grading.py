@@ -15,8 +15,9 @@ notebook; the grader skips hidden-test, public-test and experiment cells):
 4. a class of ``--class-size`` submissions (reference and untouched copies alternating)
    graded with ``--jobs``; wall time.
 
-Timings on a shared machine are noisy: read the ratios. Without ``solutions/<hw>.ipynb``
-the fixture ``tests/autograder/fixtures/hwfix.ipynb`` is used.
+Timings on a shared machine are noisy: read the ratios. Without ``solutions/<hw>.py``
+the fixture ``tests/autograder/fixtures/hwfix.py`` is used. The reference submission is
+the solution notebook that ``build`` writes.
 """
 from __future__ import annotations
 
@@ -129,16 +130,16 @@ def main(argv=None) -> int:
     ap.add_argument("--graders-venv", default="/tmp/venvg", help="venv with otter / nbgrader (skipped if absent)")
     ap.add_argument("--skip-tools", action="store_true", help="skip otter and nbgrader")
     a = ap.parse_args(argv)
-    source = Path(a.solutions) / f"{a.assignment}.ipynb"
+    source = Path(a.solutions) / f"{a.assignment}.py"
     if not source.exists():
-        source = REPO / "tests" / "autograder" / "fixtures" / "hwfix.ipynb"
+        source = REPO / "tests" / "autograder" / "fixtures" / "hwfix.py"
     hw = source.stem
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
         (work / "solutions").mkdir()
         shutil.copy(source, work / "solutions" / source.name)
-        build_one(work / "solutions" / source.name, work / "assignments", work / "bundles")
-        nb = nbformat.read(str(source), as_version=4)
+        build_one(work / "solutions" / source.name, work / "assignments", work / "bundles", work / "notebooks")
+        nb = nbformat.read(str(work / "notebooks" / f"{hw}.ipynb"), as_version=4)
         student = nbformat.read(str(work / "assignments" / f"{hw}.ipynb"), as_version=4)
         ref = work / "ref.ipynb"
         nbformat.write(nb, str(ref))

@@ -57,7 +57,7 @@ torch.set_num_threads(1)
 # the same seed gives the same sample. Return float64 tensors `X` of shape (n, d) and `y` of
 # shape (n,).
 
-# %% flatlab={"role": "task", "id": "hw0.sample_xor", "points": 2, "function": "sample_xor", "summary": "draw n points uniformly from {-1,+1}^d (seeded torch.Generator) and label them y = x[0]*x[1]"}
+# %% flatlab={"function": "sample_xor", "id": "hw0.sample_xor", "points": 2, "role": "task", "summary": "draw n points uniformly from {-1,+1}^d (seeded torch.Generator) and label them y = x[0]*x[1]"}
 def sample_xor(n, d, seed):
     """XOR parity data: X (n, d) uniform on {-1,+1}^d, y (n,) = X[:, 0] * X[:, 1].
 
@@ -71,7 +71,7 @@ def sample_xor(n, d, seed):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw0.sample_xor"}
+# %% flatlab={"id": "hw0.sample_xor", "role": "public_test"}
 X, y = sample_xor(500, 30, seed=0)
 assert X.shape == (500, 30) and y.shape == (500,), "shapes must be (n, d) and (n,)"
 assert set(X.unique().tolist()) == {-1.0, 1.0}, "entries must be -1 or +1"
@@ -81,7 +81,7 @@ assert not torch.equal(sample_xor(500, 30, seed=1)[0], X), "different seeds shou
 print("hw0.sample_xor: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw0.sample_xor"}
+# %% flatlab={"id": "hw0.sample_xor", "role": "hidden_test"}
 def test_sample_xor_shapes_values_labels(student, rng):
     """sample_xor(n, d, seed) must return X of shape (n, d) with entries in {-1, +1} and y = X[:,0]*X[:,1] of shape (n,)."""
     n, d, seed = int(rng.integers(5, 60)), int(rng.integers(2, 40)), int(rng.integers(2**31))
@@ -130,7 +130,7 @@ def test_sample_xor_uniform(student, rng):
 # the same convention.) Write the three forward passes; a no-bias network is a bias network
 # with `b1 = 0`. All return f of shape (n,) for X of shape (n, d).
 
-# %% flatlab={"role": "task", "id": "hw0.forward_mlp", "points": 2, "function": "mlp_forward", "summary": "return f(X) = relu(X W1^T + b1) W2, shape (n,)"}
+# %% flatlab={"function": "mlp_forward", "id": "hw0.forward_mlp", "points": 2, "role": "task", "summary": "return f(X) = relu(X W1^T + b1) W2, shape (n,)"}
 def mlp_forward(W1, b1, W2, X):
     """Two-layer ReLU network with bias. W1 (m, d), b1 (m,), W2 (m,), X (n, d) -> f (n,)."""
     ### BEGIN SOLUTION
@@ -138,7 +138,7 @@ def mlp_forward(W1, b1, W2, X):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw0.forward_mlp"}
+# %% flatlab={"id": "hw0.forward_mlp", "role": "public_test"}
 _X, _ = flatlab.xor_parity(7, 5, seed=3)
 for _arch in ("bias", "no_bias"):
     _m = flatlab.make_model(_arch, 5, 4, seed=1)
@@ -147,7 +147,7 @@ for _arch in ("bias", "no_bias"):
 print("hw0.forward_mlp: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw0.forward_mlp"}
+# %% flatlab={"id": "hw0.forward_mlp", "role": "hidden_test"}
 def test_mlp_forward_bias(student, rng):
     """mlp_forward must match flatlab's 'bias' network on random weights and inputs."""
     n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(1, 40))
@@ -166,7 +166,7 @@ def test_mlp_forward_no_bias(student, rng):
     assert_close(got, model(X).detach(), rtol=1e-10, atol=1e-12)
 
 
-# %% flatlab={"role": "task", "id": "hw0.forward_sim_bn", "points": 3, "function": "sim_bn_forward", "summary": "Sim-BN forward: h = relu(X W1^T + b1) scaled by gamma / s, s = sqrt(mean over X_ref of h^2 + eps^2), then times W2"}
+# %% flatlab={"function": "sim_bn_forward", "id": "hw0.forward_sim_bn", "points": 3, "role": "task", "summary": "Sim-BN forward: h = relu(X W1^T + b1) scaled by gamma / s, s = sqrt(mean over X_ref of h^2 + eps^2), then times W2"}
 def sim_bn_forward(W1, b1, gamma, W2, X, X_ref, eps=1e-6):
     """2-MLP-Sim-BN. W1 (m, d), b1, gamma, W2 (m,), X (n, d), X_ref (n_ref, d) -> f (n,).
 
@@ -178,7 +178,7 @@ def sim_bn_forward(W1, b1, gamma, W2, X, X_ref, eps=1e-6):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw0.forward_sim_bn"}
+# %% flatlab={"id": "hw0.forward_sim_bn", "role": "public_test"}
 _Xtr, _ = flatlab.xor_parity(20, 6, seed=0)
 _Xte, _ = flatlab.xor_parity(9, 6, seed=1)
 _m = flatlab.make_model("sim_bn", 6, 5, seed=2, X_ref=_Xtr)
@@ -187,7 +187,7 @@ torch.testing.assert_close(sim_bn_forward(_p["W1"], _p["b1"], _p["gamma"], _p["W
 print("hw0.forward_sim_bn: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw0.forward_sim_bn"}
+# %% flatlab={"id": "hw0.forward_sim_bn", "role": "hidden_test"}
 def _sim_bn_case(rng, eps=1e-6):
     n, d, m = int(rng.integers(5, 40)), int(rng.integers(2, 12)), int(rng.integers(1, 30))
     seed = int(rng.integers(2**31))
@@ -219,7 +219,7 @@ def test_sim_bn_forward_dead_neurons(student, rng):
     assert_close(got, model(Xtr).detach(), rtol=1e-9, atol=1e-12)
 
 
-# %% flatlab={"role": "task", "id": "hw0.forward_sim_ln", "points": 2, "function": "sim_ln_forward", "summary": "Sim-LN forward: h = relu(X W1^T + b1); f = (h / max(||h||, eps)) W2 per row"}
+# %% flatlab={"function": "sim_ln_forward", "id": "hw0.forward_sim_ln", "points": 2, "role": "task", "summary": "Sim-LN forward: h = relu(X W1^T + b1); f = (h / max(||h||, eps)) W2 per row"}
 def sim_ln_forward(W1, b1, W2, X, eps=1e-6):
     """2-MLP-Sim-LN. W1 (m, d), b1 (m,), W2 (m,), X (n, d) -> f (n,); each row's h divided by max(||h||_2, eps)."""
     ### BEGIN SOLUTION
@@ -228,14 +228,14 @@ def sim_ln_forward(W1, b1, W2, X, eps=1e-6):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw0.forward_sim_ln"}
+# %% flatlab={"id": "hw0.forward_sim_ln", "role": "public_test"}
 _m = flatlab.make_model("sim_ln", 6, 5, seed=2)
 _p = {k: v.detach() for k, v in _m.named_parameters()}
 torch.testing.assert_close(sim_ln_forward(_p["W1"], _p["b1"], _p["W2"], _Xte), _m(_Xte).detach())
 print("hw0.forward_sim_ln: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw0.forward_sim_ln"}
+# %% flatlab={"id": "hw0.forward_sim_ln", "role": "hidden_test"}
 def test_sim_ln_forward_matches(student, rng):
     """sim_ln_forward must match flatlab's 'sim_ln' network on random weights and inputs."""
     n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(1, 40))
@@ -266,7 +266,7 @@ def test_sim_ln_forward_dead_input(student, rng):
 # The paper measures Pr(y·f(x) ≤ 0): a prediction of exactly 0 counts as a mistake (this
 # matters in hw4, where a memorizing network outputs exactly 0 off its training set).
 
-# %% flatlab={"role": "task", "id": "hw0.zero_one", "points": 1, "function": "zero_one_error", "summary": "return the fraction of examples with y*f <= 0 as a float", "forbid": ["flatlab.losses.zero_one_error", "flatlab.losses.accuracy", "flatlab.zero_one_error", "flatlab.accuracy"]}
+# %% flatlab={"forbid": ["flatlab.losses.zero_one_error", "flatlab.losses.accuracy", "flatlab.zero_one_error", "flatlab.accuracy"], "function": "zero_one_error", "id": "hw0.zero_one", "points": 1, "role": "task", "summary": "return the fraction of examples with y*f <= 0 as a float"}
 def zero_one_error(f, y):
     """Fraction of examples with y * f <= 0. f, y: tensors (n,). Returns a Python float."""
     ### BEGIN SOLUTION
@@ -274,12 +274,12 @@ def zero_one_error(f, y):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw0.zero_one"}
+# %% flatlab={"id": "hw0.zero_one", "role": "public_test"}
 assert zero_one_error(torch.tensor([0.5, -2.0, 0.0, 3.0]), torch.tensor([1.0, 1.0, 1.0, -1.0])) == 0.75
 print("hw0.zero_one: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw0.zero_one"}
+# %% flatlab={"id": "hw0.zero_one", "role": "hidden_test"}
 def test_zero_one_error_random(student, rng):
     """zero_one_error must return the fraction of y*f <= 0, counting f == 0 as an error."""
     n = int(rng.integers(1, 200))
@@ -299,7 +299,7 @@ def test_zero_one_error_random(student, rng):
 # losses, each measured *before* its step. Use `torch.autograd.grad` (or `.backward()` and
 # zero the gradients yourself) and update under `torch.no_grad()`.
 
-# %% flatlab={"role": "task", "id": "hw0.train_gd", "points": 4, "function": "train_gd", "summary": "run `epochs` full-batch steps theta <- theta - lr*(grad mse + wd*theta) in place; return the losses before each step", "forbid": ["flatlab.optim.gd_step", "flatlab.optim.minibatch_epoch", "flatlab.engine.gd"]}
+# %% flatlab={"forbid": ["flatlab.optim.gd_step", "flatlab.optim.minibatch_epoch", "flatlab.engine.gd"], "function": "train_gd", "id": "hw0.train_gd", "points": 4, "role": "task", "summary": "run `epochs` full-batch steps theta <- theta - lr*(grad mse + wd*theta) in place; return the losses before each step"}
 def train_gd(model, X, y, lr, wd, epochs):
     """Full-batch GD with weight decay on the MSE, in place. Returns a list of `epochs` floats."""
     ### BEGIN SOLUTION
@@ -316,7 +316,7 @@ def train_gd(model, X, y, lr, wd, epochs):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw0.train_gd"}
+# %% flatlab={"id": "hw0.train_gd", "role": "public_test"}
 _X, _y = flatlab.xor_parity(16, 5, seed=0)
 _m = flatlab.make_model("bias", 5, 8, seed=0)
 _W1 = _m.W1.detach().clone()
@@ -326,7 +326,7 @@ assert not torch.equal(_W1, _m.W1.detach()), "train_gd must update the model in 
 print("hw0.train_gd: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw0.train_gd"}
+# %% flatlab={"id": "hw0.train_gd", "role": "hidden_test"}
 def _gd_reference(model, X, y, lr, wd, epochs):
     params = list(model.parameters())
     losses = []
@@ -399,7 +399,7 @@ for ax in axes:
 fig.tight_layout()
 plt.show()
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw0.q_generalization", "points": 2}
+# %% [markdown] flatlab={"id": "hw0.q_generalization", "points": 2, "role": "manual"}
 # **Question.** n = 100 training points are a vanishing fraction of the 2^30 ≈ 10^9 inputs, and
 # a width-500 network could fit any labelling of them. Describe what the plot shows about
 # the test accuracy with and without weight decay, and name one feature of the trained
@@ -416,7 +416,7 @@ plt.show()
 # concentrates its weight there and ignores the other 28 coordinates.
 # <!-- END SOLUTION -->
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw0.q_statistic", "points": 1}
+# %% [markdown] flatlab={"id": "hw0.q_statistic", "points": 1, "role": "manual"}
 # **Question.** Why does Sim-BN compute its statistic on the *training* inputs and keep it
 # fixed at test time, instead of normalizing each test batch by its own statistic? Give one
 # concrete problem the batch statistic would cause.

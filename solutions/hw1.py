@@ -62,7 +62,7 @@ def loss_of_theta(model, X, y):
 # products and p² memory: fine for a few thousand parameters, hopeless for the paper's
 # 16,000 (2 GB, ~20 s).
 
-# %% flatlab={"role": "task", "id": "hw1.trace_exact", "points": 4, "function": "hessian_trace_exact", "summary": "return the trace of the autograd Hessian of the MSE loss w.r.t. the flat parameters", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms"]}
+# %% flatlab={"forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms"], "function": "hessian_trace_exact", "id": "hw1.trace_exact", "points": 4, "role": "task", "summary": "return the trace of the autograd Hessian of the MSE loss w.r.t. the flat parameters"}
 def hessian_trace_exact(model, X, y):
     """Tr ∇²L(θ) for L = mse(model(X), y), from the full autograd Hessian. X (n, d), y (n,). Returns a float."""
     ### BEGIN SOLUTION
@@ -72,7 +72,7 @@ def hessian_trace_exact(model, X, y):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw1.trace_exact"}
+# %% flatlab={"id": "hw1.trace_exact", "role": "public_test"}
 _X, _y = flatlab.xor_parity(10, 4, seed=0)
 for _arch in ("no_bias", "bias", "sim_ln"):
     _m = flatlab.make_model(_arch, 4, 5, seed=1)
@@ -81,7 +81,7 @@ for _arch in ("no_bias", "bias", "sim_ln"):
 print("hw1.trace_exact: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw1.trace_exact"}
+# %% flatlab={"id": "hw1.trace_exact", "role": "hidden_test"}
 def _exact_trace(model, X, y):
     """Reference Tr of the autograd Hessian, reverse-over-reverse (no forward-mode AD: thread-safe)."""
     theta = flatlab.models.flatten_params(model).detach().clone()
@@ -128,7 +128,7 @@ def test_trace_exact_normalized_nets(student, rng):
 # from `torch.Generator().manual_seed(seed)`, return `(estimate, stderr)` where estimate is the
 # mean of the zᵀHz and stderr = (sample standard deviation)/sqrt(n_probes).
 
-# %% flatlab={"role": "task", "id": "hw1.hutchinson", "points": 3, "function": "hutchinson_trace", "summary": "average z^T H z over n_probes seeded Rademacher probes (Hessian-vector products by double backprop); return (mean, std/sqrt(n_probes))", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.hvp"]}
+# %% flatlab={"forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.hvp"], "function": "hutchinson_trace", "id": "hw1.hutchinson", "points": 3, "role": "task", "summary": "average z^T H z over n_probes seeded Rademacher probes (Hessian-vector products by double backprop); return (mean, std/sqrt(n_probes))"}
 def hutchinson_trace(model, X, y, n_probes, seed):
     """Hutchinson estimate of Tr ∇²L with Rademacher probes. Returns (estimate, stderr) as floats."""
     ### BEGIN SOLUTION
@@ -145,7 +145,7 @@ def hutchinson_trace(model, X, y, n_probes, seed):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw1.hutchinson"}
+# %% flatlab={"id": "hw1.hutchinson", "role": "public_test"}
 _m = flatlab.make_model("bias", 4, 5, seed=1)
 _est, _se = hutchinson_trace(_m, _X, _y, 200, seed=0)
 _exact = flatlab.sharpness.hessian_trace(_m, _X, _y, method="exact")
@@ -154,7 +154,7 @@ assert hutchinson_trace(_m, _X, _y, 200, seed=0) == (_est, _se), "the same seed 
 print("hw1.hutchinson: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw1.hutchinson"}
+# %% flatlab={"id": "hw1.hutchinson", "role": "hidden_test"}
 def test_hutchinson_unbiased(student, rng):
     """hutchinson_trace must be unbiased: with 300 probes the estimate should lie within 5 standard errors of the exact trace."""
     model, X, y = _small_case(rng, "bias")
@@ -197,7 +197,7 @@ def test_hutchinson_seeded(student, rng):
 # f(x_i) depends on θ also through the statistic of the training inputs; differentiate
 # through it (calling the model does this for you).
 
-# %% flatlab={"role": "task", "id": "hw1.gn_trace", "points": 3, "function": "gauss_newton_trace", "summary": "return (2/n) * sum_i ||grad_theta f(x_i)||^2 from per-example gradients", "forbid": ["flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
+# %% flatlab={"forbid": ["flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"], "function": "gauss_newton_trace", "id": "hw1.gn_trace", "points": 3, "role": "task", "summary": "return (2/n) * sum_i ||grad_theta f(x_i)||^2 from per-example gradients"}
 def gauss_newton_trace(model, X):
     """Lemma 4.1's (2/n) Σ_i ‖∇_θ f(x_i)‖² for X (n, d). Returns a float."""
     ### BEGIN SOLUTION
@@ -208,7 +208,7 @@ def gauss_newton_trace(model, X):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw1.gn_trace"}
+# %% flatlab={"id": "hw1.gn_trace", "role": "public_test"}
 _m = flatlab.make_model("bias", 4, 5, seed=1)
 assert abs(gauss_newton_trace(_m, _X) - hessian_trace_exact(_m, _X, _y)) < 1e-8, "for a ReLU bias net GN = exact"
 _m = flatlab.make_model("sim_ln", 4, 5, seed=1)
@@ -216,7 +216,7 @@ assert abs(gauss_newton_trace(_m, _X) - flatlab.sharpness.gauss_newton_trace(_m,
 print("hw1.gn_trace: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw1.gn_trace"}
+# %% flatlab={"id": "hw1.gn_trace", "role": "hidden_test"}
 def test_gn_trace_equals_exact_for_relu(student, rng):
     """For a ReLU net without normalization, gauss_newton_trace must equal the exact trace (the second-order term of f vanishes)."""
     model, X, y = _small_case(rng, "bias", n=int(rng.integers(4, 40)), d=int(rng.integers(2, 12)), m=int(rng.integers(2, 30)))
@@ -241,7 +241,7 @@ def test_gn_trace_normalized(student, rng):
 # drawn from `torch.Generator().manual_seed(seed)`, do `n_iter` Hessian-vector products,
 # return the final Rayleigh quotient as a float.
 
-# %% flatlab={"role": "task", "id": "hw1.top_eig", "points": 3, "function": "top_eigenvalue_power", "summary": "power iteration v <- Hv/||Hv|| with Hessian-vector products from a seeded Gaussian start; return the Rayleigh quotient v^T H v", "forbid": ["flatlab.sharpness.top_eigenvalue", "flatlab.sharpness.hvp", "torch.linalg.eigvalsh", "torch.linalg.eigh", "numpy.linalg.eigvalsh", "numpy.linalg.eigh", "scipy.sparse.linalg.eigsh"]}
+# %% flatlab={"forbid": ["flatlab.sharpness.top_eigenvalue", "flatlab.sharpness.hvp", "torch.linalg.eigvalsh", "torch.linalg.eigh", "numpy.linalg.eigvalsh", "numpy.linalg.eigh", "scipy.sparse.linalg.eigsh"], "function": "top_eigenvalue_power", "id": "hw1.top_eig", "points": 3, "role": "task", "summary": "power iteration v <- Hv/||Hv|| with Hessian-vector products from a seeded Gaussian start; return the Rayleigh quotient v^T H v"}
 def top_eigenvalue_power(model, X, y, n_iter, seed):
     """Largest-magnitude eigenvalue of ∇²L by power iteration with n_iter Hessian-vector products. Returns a float."""
     ### BEGIN SOLUTION
@@ -260,7 +260,7 @@ def top_eigenvalue_power(model, X, y, n_iter, seed):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw1.top_eig"}
+# %% flatlab={"id": "hw1.top_eig", "role": "public_test"}
 _m = flatlab.make_model("bias", 4, 5, seed=1)
 _lam = top_eigenvalue_power(_m, _X, _y, 300, seed=0)
 _ref = flatlab.sharpness.top_eigenvalue(_m, _X, _y).value
@@ -268,7 +268,7 @@ assert abs(_lam - _ref) < 1e-4 * abs(_ref), (_lam, _ref)
 print("hw1.top_eig: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw1.top_eig"}
+# %% flatlab={"id": "hw1.top_eig", "role": "hidden_test"}
 def test_top_eig_power(student, rng):
     """top_eigenvalue_power must converge to the top Hessian eigenvalue (checked on nets whose top eigenvalue is well separated, with 300 iterations)."""
     for _ in range(50):
@@ -291,7 +291,7 @@ def test_top_eig_power(student, rng):
 # ≈ ρ‖∇L‖ + (ρ²/2)·(curvature along the gradient): away from a minimum it measures the
 # gradient more than the curvature.
 
-# %% flatlab={"role": "task", "id": "hw1.sam_sharpness", "points": 2, "function": "sam_sharpness", "summary": "return L(theta + rho*g/||g||) - L(theta) with g the full-batch gradient; do not modify the model", "forbid": ["flatlab.sharpness.sam_sharpness"]}
+# %% flatlab={"forbid": ["flatlab.sharpness.sam_sharpness"], "function": "sam_sharpness", "id": "hw1.sam_sharpness", "points": 2, "role": "task", "summary": "return L(theta + rho*g/||g||) - L(theta) with g the full-batch gradient; do not modify the model"}
 def sam_sharpness(model, X, y, rho):
     """One-step worst-case sharpness L(θ + ρ g/‖g‖) − L(θ), g = ∇L(θ). Returns a float."""
     ### BEGIN SOLUTION
@@ -304,13 +304,13 @@ def sam_sharpness(model, X, y, rho):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw1.sam_sharpness"}
+# %% flatlab={"id": "hw1.sam_sharpness", "role": "public_test"}
 _m = flatlab.make_model("bias", 4, 5, seed=1)
 assert abs(sam_sharpness(_m, _X, _y, 0.1) - flatlab.sharpness.sam_sharpness(_m, _X, _y, 0.1)) < 1e-10
 print("hw1.sam_sharpness: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw1.sam_sharpness"}
+# %% flatlab={"id": "hw1.sam_sharpness", "role": "hidden_test"}
 def test_sam_sharpness_matches(student, rng):
     """sam_sharpness must equal L(theta + rho*g/||g||) - L(theta) with g the full-batch MSE gradient."""
     for arch in ("bias", "sim_ln"):
@@ -344,7 +344,7 @@ def test_sam_sharpness_leaves_model(student, rng):
 # `bias` or `no_bias` model. (Rescaling each neuron separately does even better: that is
 # where hw3's Σ_j ‖W1_j‖·|W2_j| comes from.)
 
-# %% flatlab={"role": "task", "id": "hw1.flattest_rescaling", "points": 3, "function": "flattest_rescaling", "summary": "with A = (2/n) sum ||h(x_i)||^2 and B = (2/n) sum (||x_i||^2 [+1]) sum_j W2_j^2 1[h_ij>0], return (c*, A c*^2 + B/c*^2) minimizing the trace over c"}
+# %% flatlab={"function": "flattest_rescaling", "id": "hw1.flattest_rescaling", "points": 3, "role": "task", "summary": "with A = (2/n) sum ||h(x_i)||^2 and B = (2/n) sum (||x_i||^2 [+1]) sum_j W2_j^2 1[h_ij>0], return (c*, A c*^2 + B/c*^2) minimizing the trace over c"}
 def flattest_rescaling(model, X):
     """The scale c* of (W1, b1) -> (c W1, c b1), W2 -> W2/c minimizing the trace, and that trace. Returns (c_star, trace_min)."""
     ### BEGIN SOLUTION
@@ -358,7 +358,7 @@ def flattest_rescaling(model, X):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw1.flattest_rescaling"}
+# %% flatlab={"id": "hw1.flattest_rescaling", "role": "public_test"}
 _m = flatlab.make_model("bias", 4, 5, seed=1)
 _c, _t = flattest_rescaling(_m, _X)
 _m2 = flatlab.make_model("bias", 4, 5, seed=1)
@@ -369,7 +369,7 @@ assert abs(gauss_newton_trace(_m2, _X) - _t) < 1e-8 and _t <= gauss_newton_trace
 print("hw1.flattest_rescaling: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw1.flattest_rescaling"}
+# %% flatlab={"id": "hw1.flattest_rescaling", "role": "hidden_test"}
 def _rescaled(model, c):
     scale = {"W1": c, "b1": c, "W2": 1.0 / c}
     new = {k: v.detach() * scale[k] for k, v in model.named_parameters()}
@@ -513,7 +513,7 @@ fig.tight_layout()
 plt.show()
 print(f"trace at c=1: {curve[np.argmin(abs(np.log(cs)))][0]:.2f}; c* = {c_star:.3f}, minimal trace {t_min:.2f}")
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw1.q_measures", "points": 2}
+# %% [markdown] flatlab={"id": "hw1.q_measures", "points": 2, "role": "manual"}
 # **Question.** From 7a and 7b: how many Hutchinson probes would you need for a 1% relative
 # error on this network, and why is the Gauss-Newton formula the one to use for the
 # paper's trained ReLU networks (give both the accuracy and the cost argument)? When would
@@ -530,7 +530,7 @@ print(f"trace at c=1: {curve[np.argmin(abs(np.log(cs)))][0]:.2f}; c* = {c_star:.
 # residuals vanish (7b: the gap is large early and closes as the loss falls).
 # <!-- END SOLUTION -->
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw1.q_rescaling", "points": 2}
+# %% [markdown] flatlab={"id": "hw1.q_rescaling", "points": 2, "role": "manual"}
 # **Question.** 7c shows one function with many sharpness values. What does this imply for
 # a claim of the form "flat minima generalize"? Which of the three measures is most
 # affected, and what could a sharpness *minimizer* do to lower the trace without changing

@@ -54,7 +54,7 @@ torch.set_num_threads(1)
 # order of `flatten_params`) with g = ∇_θ mse(model(X), y). If g = 0 return a zero vector.
 # Do not change the model.
 
-# %% flatlab={"role": "task", "id": "hw2.sam_perturb", "points": 2, "function": "sam_perturbation", "summary": "return delta = rho * g / ||g|| (flat, shape (p,)) with g the gradient of mse(model(X), y); zeros if g = 0"}
+# %% flatlab={"function": "sam_perturbation", "id": "hw2.sam_perturb", "points": 2, "role": "task", "summary": "return delta = rho * g / ||g|| (flat, shape (p,)) with g the gradient of mse(model(X), y); zeros if g = 0"}
 def sam_perturbation(model, X, y, rho):
     """The SAM ascent step δ = ρ g/‖g‖ as a flat tensor (p,), g = ∇_θ mse(model(X), y)."""
     ### BEGIN SOLUTION
@@ -66,7 +66,7 @@ def sam_perturbation(model, X, y, rho):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw2.sam_perturb"}
+# %% flatlab={"id": "hw2.sam_perturb", "role": "public_test"}
 _X, _y = flatlab.xor_parity(12, 5, seed=0)
 _m = flatlab.make_model("bias", 5, 6, seed=1)
 _d = sam_perturbation(_m, _X, _y, 0.3)
@@ -76,7 +76,7 @@ assert mse(functional_forward(_m, _theta + _d, _X), _y) > mse(functional_forward
 print("hw2.sam_perturb: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw2.sam_perturb"}
+# %% flatlab={"id": "hw2.sam_perturb", "role": "hidden_test"}
 def _case(rng, arch="bias", n=None, d=None, m=None):
     n = int(rng.integers(3, 14)) if n is None else n
     d = int(rng.integers(2, 7)) if d is None else d
@@ -119,7 +119,7 @@ def test_sam_perturbation_zero_gradient(student, rng):
 # restore θ and take θ ← θ − lr·∇L(θ + δ), in place. Return the loss at θ (before the step)
 # as a float. (With rho = 0 this is a plain gradient step.)
 
-# %% flatlab={"role": "task", "id": "hw2.sam_step", "points": 3, "function": "sam_step", "summary": "in place: theta <- theta - lr * grad L(theta + delta) with delta = sam_perturbation; return L(theta) before the step", "forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.SAM", "flatlab.engine.one_sam"]}
+# %% flatlab={"forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.SAM", "flatlab.engine.one_sam"], "function": "sam_step", "id": "hw2.sam_step", "points": 3, "role": "task", "summary": "in place: theta <- theta - lr * grad L(theta + delta) with delta = sam_perturbation; return L(theta) before the step"}
 def sam_step(model, X, y, lr, rho):
     """One SAM step on the batch (X (b, d), y (b,)), in place. Returns the batch loss before the step."""
     ### BEGIN SOLUTION
@@ -139,7 +139,7 @@ def sam_step(model, X, y, lr, rho):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw2.sam_step"}
+# %% flatlab={"id": "hw2.sam_step", "role": "public_test"}
 _m = flatlab.make_model("bias", 5, 6, seed=1)
 _ref = flatlab.make_model("bias", 5, 6, seed=1)
 _l0 = sam_step(_m, _X, _y, 0.1, 0.05)
@@ -149,7 +149,7 @@ assert abs(_l0 - float(mse(_ref(_X), _y).detach())) > 0, "return the loss before
 print("hw2.sam_step: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw2.sam_step"}
+# %% flatlab={"id": "hw2.sam_step", "role": "hidden_test"}
 def _reference_sam(model, X, y, lr, rho, batch_size, order):
     ref = flatlab.models.model_from_config(model.config, flatlab.models.get_params(model),
                                            X_ref=getattr(model, "reference", None))
@@ -189,7 +189,7 @@ def test_sam_step_rho_zero_is_gd(student, rng):
 # permutation of range(n)), one SAM step on the single example (X[i:i+1], y[i:i+1]). In place.
 # Return the mean of the per-step losses (each measured before its step).
 
-# %% flatlab={"role": "task", "id": "hw2.one_sam_epoch", "points": 3, "function": "one_sam_epoch", "summary": "for i in order: sam_step on the single example (X[i:i+1], y[i:i+1]); return the mean of the returned losses", "forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.SAM", "flatlab.engine.one_sam"]}
+# %% flatlab={"forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.SAM", "flatlab.engine.one_sam"], "function": "one_sam_epoch", "id": "hw2.one_sam_epoch", "points": 3, "role": "task", "summary": "for i in order: sam_step on the single example (X[i:i+1], y[i:i+1]); return the mean of the returned losses"}
 def one_sam_epoch(model, X, y, lr, rho, order):
     """1-SAM over the examples in `order`, in place. Returns the mean per-step loss (a float)."""
     ### BEGIN SOLUTION
@@ -198,7 +198,7 @@ def one_sam_epoch(model, X, y, lr, rho, order):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw2.one_sam_epoch"}
+# %% flatlab={"id": "hw2.one_sam_epoch", "role": "public_test"}
 _m = flatlab.make_model("bias", 5, 6, seed=1)
 _ref = flatlab.make_model("bias", 5, 6, seed=1)
 _order = [3, 1, 0, 2, 5, 4, 7, 6, 9, 8, 11, 10]
@@ -208,7 +208,7 @@ torch.testing.assert_close(flatten_params(_m), flatten_params(_ref))
 print("hw2.one_sam_epoch: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw2.one_sam_epoch"}
+# %% flatlab={"id": "hw2.one_sam_epoch", "role": "hidden_test"}
 def test_one_sam_epoch_matches(student, rng):
     """one_sam_epoch must apply one single-example SAM step per index of `order`, in that order, in place."""
     for arch in ("bias", "sim_ln"):
@@ -251,7 +251,7 @@ def test_one_sam_epoch_mean_loss(student, rng):
 # direction. Write `one_sam_sharpness(model, X, y, rho)` (a float; skip an example whose
 # gradient is exactly zero, i.e. count 0 for it). Leave the model unchanged.
 
-# %% flatlab={"role": "task", "id": "hw2.one_sam_sharpness", "points": 3, "function": "one_sam_sharpness", "summary": "return (1/n) sum_i [l_i(theta + rho g_i/||g_i||) - l_i(theta)] with g_i the gradient of the single-example loss l_i = (f(x_i)-y_i)^2"}
+# %% flatlab={"function": "one_sam_sharpness", "id": "hw2.one_sam_sharpness", "points": 3, "role": "task", "summary": "return (1/n) sum_i [l_i(theta + rho g_i/||g_i||) - l_i(theta)] with g_i the gradient of the single-example loss l_i = (f(x_i)-y_i)^2"}
 def one_sam_sharpness(model, X, y, rho):
     """Mean over examples of the single-example SAM loss increase. X (n, d), y (n,). Returns a float."""
     ### BEGIN SOLUTION
@@ -266,14 +266,14 @@ def one_sam_sharpness(model, X, y, rho):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw2.one_sam_sharpness"}
+# %% flatlab={"id": "hw2.one_sam_sharpness", "role": "public_test"}
 _m = flatlab.make_model("bias", 5, 6, seed=1)
 _s = one_sam_sharpness(_m, _X, _y, 0.05)
 assert _s > 0
 print("hw2.one_sam_sharpness: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw2.one_sam_sharpness"}
+# %% flatlab={"id": "hw2.one_sam_sharpness", "role": "hidden_test"}
 def _ref_one_sam_sharpness(model, X, y, rho):
     theta = flatlab.models.flatten_params(model).detach().clone()
     out = []
@@ -405,7 +405,7 @@ for name, model in (("GD interpolator", start), ("1-SAM (3000 ep.) + GD polish",
     print(f"{name:30s} loss {loss:.1e} trace {tr:7.2f}   1-SAM sharpness/(ρ²Tr/2) = {s1 / (rho**2 / 2 * tr):.3f}"
           f"   full-batch SAM/(ρ²Tr/2) = {sfull / (rho**2 / 2 * tr):.3f}")
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw2.q_why_drift", "points": 3}
+# %% [markdown] flatlab={"id": "hw2.q_why_drift", "points": 3, "role": "manual"}
 # **Question.** Explain, using your measurements, why full-batch GD stays at its
 # interpolator while 1-SAM moves, and what 1-SAM moves towards. Use the relation between
 # `one_sam_sharpness` and the trace. What happened to the test accuracy here, and does

@@ -49,7 +49,7 @@ torch.set_num_threads(1)
 # Write `path_norm(W1, W2)` = Σ_j ‖W1[j]‖₂·|W2[j]| for W1 (m, d), W2 (m,). It is invariant
 # under the rescaling W1[j] → c·W1[j], W2[j] → W2[j]/c that leaves f unchanged (hw1).
 
-# %% flatlab={"role": "task", "id": "hw3.path_norm", "points": 1, "function": "path_norm", "summary": "return sum_j ||W1[j]||_2 * |W2[j]| as a float"}
+# %% flatlab={"function": "path_norm", "id": "hw3.path_norm", "points": 1, "role": "task", "summary": "return sum_j ||W1[j]||_2 * |W2[j]| as a float"}
 def path_norm(W1, W2):
     """Σ_j ‖W1[j]‖₂·|W2[j]|. W1 (m, d), W2 (m,). Returns a float."""
     ### BEGIN SOLUTION
@@ -57,12 +57,12 @@ def path_norm(W1, W2):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw3.path_norm"}
+# %% flatlab={"id": "hw3.path_norm", "role": "public_test"}
 assert abs(path_norm(torch.tensor([[3.0, 4.0], [0.0, 1.0]]), torch.tensor([2.0, -1.0])) - 11.0) < 1e-12
 print("hw3.path_norm: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw3.path_norm"}
+# %% flatlab={"id": "hw3.path_norm", "role": "hidden_test"}
 def test_path_norm_random(student, rng):
     """path_norm must return the sum over neurons of the row norm of W1 times |W2|."""
     m, d = int(rng.integers(1, 50)), int(rng.integers(1, 40))
@@ -79,7 +79,7 @@ def test_path_norm_random(student, rng):
 # `no_bias_trace(W1, W2, X)` from these formulas: no autograd, one pass over the
 # activations (O(n·m·d)). This is how the training engine logs the trace at width 500.
 
-# %% flatlab={"role": "task", "id": "hw3.no_bias_trace", "points": 3, "function": "no_bias_trace", "summary": "return (2/n) sum_i [ ||relu(W1 x_i)||^2 + ||x_i||^2 sum_j W2_j^2 1[w_j.x_i > 0] ] without autograd", "forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "torch.autograd.grad", "torch.func.grad", "torch.func.vmap", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
+# %% flatlab={"forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "torch.autograd.grad", "torch.func.grad", "torch.func.vmap", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"], "function": "no_bias_trace", "id": "hw3.no_bias_trace", "points": 3, "role": "task", "summary": "return (2/n) sum_i [ ||relu(W1 x_i)||^2 + ||x_i||^2 sum_j W2_j^2 1[w_j.x_i > 0] ] without autograd"}
 def no_bias_trace(W1, W2, X):
     """Tr ∇²L of the no-bias net W2·relu(W1 x) on X (n, d), in closed form. Returns a float."""
     ### BEGIN SOLUTION
@@ -90,7 +90,7 @@ def no_bias_trace(W1, W2, X):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw3.no_bias_trace"}
+# %% flatlab={"id": "hw3.no_bias_trace", "role": "public_test"}
 _X, _y = flatlab.xor_parity(20, 6, seed=0)
 _m = flatlab.make_model("no_bias", 6, 8, seed=1)
 _want = flatlab.sharpness.hessian_trace(_m, _X, _y, method="exact")
@@ -98,7 +98,7 @@ assert abs(no_bias_trace(_m.W1.detach(), _m.W2.detach(), _X) - _want) < 1e-9 * _
 print("hw3.no_bias_trace: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw3.no_bias_trace"}
+# %% flatlab={"id": "hw3.no_bias_trace", "role": "hidden_test"}
 def _exact_trace(model, X, y):
     """Reference Tr of the autograd Hessian, reverse-over-reverse (no forward-mode AD: thread-safe)."""
     theta = flatlab.models.flatten_params(model).detach().clone()
@@ -147,7 +147,7 @@ def test_no_bias_trace_general_inputs(student, rng):
 # together with weight concentrated on few, well-used paths. Write
 # `trace_floor(W1, W2, X)` returning F(θ).
 
-# %% flatlab={"role": "task", "id": "hw3.trace_floor", "points": 2, "function": "trace_floor", "summary": "return (4/n) sum_i ||x_i|| sum_j |W2_j| relu(w_j . x_i)"}
+# %% flatlab={"function": "trace_floor", "id": "hw3.trace_floor", "points": 2, "role": "task", "summary": "return (4/n) sum_i ||x_i|| sum_j |W2_j| relu(w_j . x_i)"}
 def trace_floor(W1, W2, X):
     """The AM-GM lower bound (4/n) Σ_i ‖x_i‖ Σ_j |W2_j| relu(w_j·x_i) on the trace. Returns a float."""
     ### BEGIN SOLUTION
@@ -155,13 +155,13 @@ def trace_floor(W1, W2, X):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw3.trace_floor"}
+# %% flatlab={"id": "hw3.trace_floor", "role": "public_test"}
 _F = trace_floor(_m.W1.detach(), _m.W2.detach(), _X)
 assert 0 < _F <= no_bias_trace(_m.W1.detach(), _m.W2.detach(), _X)
 print("hw3.trace_floor: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw3.trace_floor"}
+# %% flatlab={"id": "hw3.trace_floor", "role": "hidden_test"}
 def test_trace_floor_value(student, rng):
     """trace_floor must return (4/n) sum_i ||x_i|| sum_j |W2_j| relu(w_j . x_i)."""
     model, X, y = _no_bias_case(rng)
@@ -183,7 +183,7 @@ def test_trace_floor_value(student, rng):
 # equals 2·sqrt(a_j b_j). Write `balance_neurons(W1, W2, X)` returning the balanced
 # `(W1_new, W2_new)`; leave a neuron that never fires on X (a_j = 0) unchanged.
 
-# %% flatlab={"role": "task", "id": "hw3.balance", "points": 3, "function": "balance_neurons", "summary": "rescale each neuron w_j -> c_j w_j, W2_j -> W2_j / c_j with c_j = (b_j/a_j)^(1/4) (a_j, b_j its W2- and W1-parts of the trace); leave neurons with a_j = 0 unchanged; return (W1_new, W2_new)"}
+# %% flatlab={"function": "balance_neurons", "id": "hw3.balance", "points": 3, "role": "task", "summary": "rescale each neuron w_j -> c_j w_j, W2_j -> W2_j / c_j with c_j = (b_j/a_j)^(1/4) (a_j, b_j its W2- and W1-parts of the trace); leave neurons with a_j = 0 unchanged; return (W1_new, W2_new)"}
 def balance_neurons(W1, W2, X):
     """Per-neuron rescaling of a no-bias net that minimizes the trace on X without changing f. Returns (W1_new, W2_new)."""
     ### BEGIN SOLUTION
@@ -198,14 +198,14 @@ def balance_neurons(W1, W2, X):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw3.balance"}
+# %% flatlab={"id": "hw3.balance", "role": "public_test"}
 _W1b, _W2b = balance_neurons(_m.W1.detach(), _m.W2.detach(), _X)
 torch.testing.assert_close(torch.relu(_X @ _W1b.T) @ _W2b, _m(_X).detach())
 assert no_bias_trace(_W1b, _W2b, _X) <= no_bias_trace(_m.W1.detach(), _m.W2.detach(), _X)
 print("hw3.balance: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw3.balance"}
+# %% flatlab={"id": "hw3.balance", "role": "hidden_test"}
 def _nb_model(W1, W2):
     W1, W2 = torch.as_tensor(np.asarray(W1, dtype=float)), torch.as_tensor(np.asarray(W2, dtype=float))
     model = flatlab.make_model("no_bias", W1.shape[1], W1.shape[0], seed=0)
@@ -248,7 +248,7 @@ def test_balance_is_optimal(student, rng):
 # neuron's first-layer weight on x[0], x[1]) and `"signs"` ([sign W1[j,0], sign W1[j,1]]
 # as ±1.0 floats).
 
-# %% flatlab={"role": "task", "id": "hw3.top_neurons", "points": 3, "function": "top_neurons", "summary": "rank neurons by ||W1[j]||*|W2[j]|(*|gamma[j]|), return {'index', 'share', 'signs'} for the top k", "forbid": ["flatlab.diagnostics.neuron_table", "flatlab.diagnostics.diagnose"]}
+# %% flatlab={"forbid": ["flatlab.diagnostics.neuron_table", "flatlab.diagnostics.diagnose"], "function": "top_neurons", "id": "hw3.top_neurons", "points": 3, "role": "task", "summary": "rank neurons by ||W1[j]||*|W2[j]|(*|gamma[j]|), return {'index', 'share', 'signs'} for the top k"}
 def top_neurons(W1, W2, k, gamma=None):
     """The k highest-scoring neurons: dict(index=[...], share=[...], signs=[[s1, s2], ...])."""
     ### BEGIN SOLUTION
@@ -262,14 +262,14 @@ def top_neurons(W1, W2, k, gamma=None):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw3.top_neurons"}
+# %% flatlab={"id": "hw3.top_neurons", "role": "public_test"}
 _W1 = torch.tensor([[1.0, -1.0, 0.1], [0.0, 0.1, 5.0], [-2.0, 2.0, 0.0]])
 _r = top_neurons(_W1, torch.tensor([1.0, 1.0, 1.0]), 2)
 assert _r["index"] == [1, 2] and abs(_r["share"][1] - 1.0) < 1e-12 and _r["signs"][1] == [-1.0, 1.0], _r
 print("hw3.top_neurons: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw3.top_neurons"}
+# %% flatlab={"id": "hw3.top_neurons", "role": "hidden_test"}
 def _check_top(student, rng, arch):
     d, m = int(rng.integers(3, 30)), int(rng.integers(4, 60))
     X, _ = flatlab.xor_parity(10, d, seed=int(rng.integers(2**31)))
@@ -405,7 +405,7 @@ fig.colorbar(im, ax=axes[1])
 fig.tight_layout()
 plt.show()
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw3.q_lemma31", "points": 3}
+# %% [markdown] flatlab={"id": "hw3.q_lemma31", "points": 3, "role": "manual"}
 # **Question.** Using the plots of section 6, explain in your own words the chain
 # "small trace ⇒ small path norm ⇒ generalization" for the no-bias net. Which of the two
 # optimizers makes the trace small, and does GD+wd also reduce the path norm? Why is the
@@ -428,7 +428,7 @@ plt.show()
 # trace bound into a path-norm bound.
 # <!-- END SOLUTION -->
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw3.q_simbn", "points": 2}
+# %% [markdown] flatlab={"id": "hw3.q_simbn", "points": 2, "role": "manual"}
 # **Question.** Describe the four strongest Sim-BN neurons (section 8). Write down the
 # function a network made of exactly those four neurons would compute on the hypercube,
 # and say why this is an *interpretable* flattest solution (Theorem 3.2).

@@ -59,7 +59,7 @@ def bias_net(params):
 # Hence Tr ∇²L ≥ (4/n) Σ_i ‖x'_i‖·|y_i|, which is 4·sqrt(d+1) on the hypercube with ±1
 # labels. Write `trace_lower_bound(X, y)` for general data.
 
-# %% flatlab={"role": "task", "id": "hw4.lower_bound", "points": 2, "function": "trace_lower_bound", "summary": "return (4/n) sum_i ||(x_i, 1)|| * |y_i|", "forbid": ["flatlab.sharpness.bias_trace_lower_bound_data", "flatlab.sharpness.bias_trace_lower_bound", "flatlab.constructions.bias_trace_floor"]}
+# %% flatlab={"forbid": ["flatlab.sharpness.bias_trace_lower_bound_data", "flatlab.sharpness.bias_trace_lower_bound", "flatlab.constructions.bias_trace_floor"], "function": "trace_lower_bound", "id": "hw4.lower_bound", "points": 2, "role": "task", "summary": "return (4/n) sum_i ||(x_i, 1)|| * |y_i|"}
 def trace_lower_bound(X, y):
     """(4/n) Σ_i sqrt(‖x_i‖² + 1)·|y_i| for X (n, d), y (n,). Returns a float."""
     ### BEGIN SOLUTION
@@ -67,13 +67,13 @@ def trace_lower_bound(X, y):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw4.lower_bound"}
+# %% flatlab={"id": "hw4.lower_bound", "role": "public_test"}
 _X, _y = flatlab.xor_parity(50, 30, seed=0)
 assert abs(trace_lower_bound(_X, _y) - 4 * np.sqrt(31)) < 1e-10
 print("hw4.lower_bound: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw4.lower_bound"}
+# %% flatlab={"id": "hw4.lower_bound", "role": "hidden_test"}
 def test_lower_bound_general_data(student, rng):
     """trace_lower_bound must return (4/n) sum_i sqrt(||x_i||^2 + 1) |y_i| for arbitrary real data and labels."""
     n, d = int(rng.integers(1, 80)), int(rng.integers(1, 40))
@@ -102,7 +102,7 @@ def test_lower_bound_hypercube(student, rng):
 # `memorizing_solution(X, y, eps)` returning the dict `{"W1", "b1", "W2"}`. (Assume the
 # training points are distinct.)
 
-# %% flatlab={"role": "task", "id": "hw4.memorizing", "points": 4, "function": "memorizing_solution", "summary": "width n: W1[i] = sqrt(r_i|y_i|) w_i/eps, b1[i] = sqrt(r_i|y_i|)(eps - w_i.x_i)/eps, W2[i] = sign(y_i) sqrt(|y_i|/r_i), w_i = x_i/||x_i||, r_i = sqrt(||x_i||^2+1); return a dict", "forbid": ["flatlab.constructions.memorizing_bias", "flatlab.constructions.memorizing_sim_ln"]}
+# %% flatlab={"forbid": ["flatlab.constructions.memorizing_bias", "flatlab.constructions.memorizing_sim_ln"], "function": "memorizing_solution", "id": "hw4.memorizing", "points": 4, "role": "task", "summary": "width n: W1[i] = sqrt(r_i|y_i|) w_i/eps, b1[i] = sqrt(r_i|y_i|)(eps - w_i.x_i)/eps, W2[i] = sign(y_i) sqrt(|y_i|/r_i), w_i = x_i/||x_i||, r_i = sqrt(||x_i||^2+1); return a dict"}
 def memorizing_solution(X, y, eps=0.1):
     """Theorem 4.1's memorizing interpolator of (X (n, d), y (n,)). Returns {"W1": (n, d), "b1": (n,), "W2": (n,)}."""
     ### BEGIN SOLUTION
@@ -115,7 +115,7 @@ def memorizing_solution(X, y, eps=0.1):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw4.memorizing"}
+# %% flatlab={"id": "hw4.memorizing", "role": "public_test"}
 _mem = bias_net(memorizing_solution(_X, _y, 0.1))
 assert (_mem(_X) - _y).abs().max() < 1e-10, "must interpolate"
 assert abs(gauss_newton_trace(_mem, _X) - trace_lower_bound(_X, _y)) < 1e-8, "must meet the bound"
@@ -124,7 +124,7 @@ assert _mem(_Xnew).abs().max() == 0, "must output exactly 0 away from the traini
 print("hw4.memorizing: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw4.memorizing"}
+# %% flatlab={"id": "hw4.memorizing", "role": "hidden_test"}
 def _net(params):
     params = {k: torch.as_tensor(np.asarray(v, dtype=float)) for k, v in params.items()}
     width, dim = params["W1"].shape
@@ -171,7 +171,7 @@ def test_memorizing_flattest_and_memorizes(student, rng):
 # the dict; fill neurons beyond the fourth with *dead* neurons (row 0, bias −1, output 0),
 # which change neither f nor the trace.
 
-# %% flatlab={"role": "task", "id": "hw4.generalizing", "points": 3, "function": "generalizing_solution", "summary": "four neurons r*(s1, s2, 0, ...), bias -r, output s1*s2/r with r = (d+1)^(1/4); extra neurons dead (row 0, bias -1, output 0); return a dict", "forbid": ["flatlab.constructions.generalizing_bias", "flatlab.constructions.generalizing_sim_ln", "flatlab.constructions.optimal_radius"]}
+# %% flatlab={"forbid": ["flatlab.constructions.generalizing_bias", "flatlab.constructions.generalizing_sim_ln", "flatlab.constructions.optimal_radius"], "function": "generalizing_solution", "id": "hw4.generalizing", "points": 3, "role": "task", "summary": "four neurons r*(s1, s2, 0, ...), bias -r, output s1*s2/r with r = (d+1)^(1/4); extra neurons dead (row 0, bias -1, output 0); return a dict"}
 def generalizing_solution(d, width=4):
     """Prop. 4.2's XOR network at the optimal radius. Returns {"W1": (width, d), "b1": (width,), "W2": (width,)}."""
     ### BEGIN SOLUTION
@@ -183,14 +183,14 @@ def generalizing_solution(d, width=4):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw4.generalizing"}
+# %% flatlab={"id": "hw4.generalizing", "role": "public_test"}
 _gen = bias_net(generalizing_solution(30, 10))
 assert (_gen(_X) - _y).abs().max() < 1e-12 and (_gen(_Xnew) - _Xnew[:, 0] * _Xnew[:, 1]).abs().max() < 1e-12
 assert abs(gauss_newton_trace(_gen, _X) - 4 * np.sqrt(31)) < 1e-8
 print("hw4.generalizing: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw4.generalizing"}
+# %% flatlab={"id": "hw4.generalizing", "role": "hidden_test"}
 def test_generalizing_computes_xor(student, rng):
     """generalizing_solution(d, width) must compute f(x) = x[0]*x[1] at every hypercube point, with the requested width."""
     d, width = int(rng.integers(2, 50)), int(rng.integers(4, 20))
@@ -223,7 +223,7 @@ def test_generalizing_meets_bound(student, rng):
 #
 # Write `memorization_index(W1, b1, W2, X, threshold=3)` and `x1x2_share(W1)` for bias nets.
 
-# %% flatlab={"role": "task", "id": "hw4.memorization_index", "points": 3, "function": "memorization_index", "summary": "share of sum_i sum_j |W2_j h_j(x_i)| carried by neurons firing on <= threshold rows of X (0.0 if the total is 0)", "forbid": ["flatlab.diagnostics.memorization_index", "flatlab.diagnostics.diagnose"]}
+# %% flatlab={"forbid": ["flatlab.diagnostics.memorization_index", "flatlab.diagnostics.diagnose"], "function": "memorization_index", "id": "hw4.memorization_index", "points": 3, "role": "task", "summary": "share of sum_i sum_j |W2_j h_j(x_i)| carried by neurons firing on <= threshold rows of X (0.0 if the total is 0)"}
 def memorization_index(W1, b1, W2, X, threshold=3):
     """Memorization index of the bias net (W1 (m, d), b1 (m,), W2 (m,)) on training inputs X (n, d). Returns a float in [0, 1]."""
     ### BEGIN SOLUTION
@@ -236,7 +236,7 @@ def memorization_index(W1, b1, W2, X, threshold=3):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "task", "id": "hw4.x1x2_share", "points": 1, "function": "x1x2_share", "summary": "return ||W1[:, :2]||_F^2 / ||W1||_F^2 (0.0 if W1 = 0)", "forbid": ["flatlab.diagnostics.x1x2_share", "flatlab.diagnostics.diagnose"]}
+# %% flatlab={"forbid": ["flatlab.diagnostics.x1x2_share", "flatlab.diagnostics.diagnose"], "function": "x1x2_share", "id": "hw4.x1x2_share", "points": 1, "role": "task", "summary": "return ||W1[:, :2]||_F^2 / ||W1||_F^2 (0.0 if W1 = 0)"}
 def x1x2_share(W1):
     """Share of the squared Frobenius norm of W1 (m, d) on its first two columns. Returns a float."""
     ### BEGIN SOLUTION
@@ -245,20 +245,20 @@ def x1x2_share(W1):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw4.memorization_index"}
+# %% flatlab={"id": "hw4.memorization_index", "role": "public_test"}
 _p = memorizing_solution(_X, _y, 0.1)
 assert abs(memorization_index(_p["W1"], _p["b1"], _p["W2"], _X) - 1.0) < 1e-12
 _q = generalizing_solution(30, 4)
 assert memorization_index(_q["W1"], _q["b1"], _q["W2"], _X) == 0.0
 print("hw4.memorization_index: OK")
 
-# %% flatlab={"role": "public_test", "id": "hw4.x1x2_share"}
+# %% flatlab={"id": "hw4.x1x2_share", "role": "public_test"}
 assert abs(x1x2_share(_q["W1"]) - 1.0) < 1e-12
 assert abs(x1x2_share(torch.ones(3, 30)) - 2 / 30) < 1e-12
 print("hw4.x1x2_share: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw4.memorization_index"}
+# %% flatlab={"id": "hw4.memorization_index", "role": "hidden_test"}
 def test_memorization_index_trained_like(student, rng):
     """memorization_index must match the definition on random bias nets whose neurons fire on varied numbers of training points (threshold included: <=)."""
     d, m, n = int(rng.integers(3, 20)), int(rng.integers(5, 60)), int(rng.integers(5, 60))
@@ -287,7 +287,7 @@ def test_memorization_index_constructions(student, rng):
     assert student.memorization_index(p["W1"], -10 * torch.ones_like(p["b1"]), p["W2"], X, 3) == 0.0
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw4.x1x2_share"}
+# %% flatlab={"id": "hw4.x1x2_share", "role": "hidden_test"}
 def test_x1x2_share_random(student, rng):
     """x1x2_share must return ||W1[:, :2]||_F^2 / ||W1||_F^2."""
     W1 = torch.as_tensor(rng.normal(size=(int(rng.integers(1, 40)), int(rng.integers(2, 40)))))
@@ -363,7 +363,7 @@ for name, model in rows.items():
           f"{memorization_index(p['W1'], p['b1'], p['W2'], Xtr):11.3f} {x1x2_share(p['W1']):11.3f} "
           f"{flatlab.diagnostics.median_firing(model, Xtr):14.1f}")
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw4.q_flat_not_enough", "points": 3}
+# %% [markdown] flatlab={"id": "hw4.q_flat_not_enough", "points": 3, "role": "manual"}
 # **Question.** Summarize the evidence of sections 5-7 in three or four sentences: which
 # solutions are flattest, which generalize, and where does 1-SAM's solution sit? Is the
 # 1-SAM solution the memorizing construction? What does this say about the claim "SAM

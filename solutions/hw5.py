@@ -62,7 +62,7 @@ def sim_ln_net(params, eps=1e-6):
 # norm of the output-layer gradient and of the first-layer gradient (W1 and b1 together),
 # from these formulas, without autograd.
 
-# %% flatlab={"role": "task", "id": "hw5.grad_parts", "points": 4, "function": "sim_ln_grad_parts", "summary": "closed form per example: [||grad_W2 f||^2, (||x||^2+1) ||D (I - u u^T) W2 / ||h||  ||^2] (the eps branch when ||h|| <= eps), shape (n, 2), no autograd", "forbid": ["flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.hessian_trace", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward", "torch.func.grad", "torch.func.vmap", "torch.func.jacrev", "torch.func.jacfwd", "torch.autograd.functional.jacobian", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
+# %% flatlab={"forbid": ["flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.hessian_trace", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward", "torch.func.grad", "torch.func.vmap", "torch.func.jacrev", "torch.func.jacfwd", "torch.autograd.functional.jacobian", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"], "function": "sim_ln_grad_parts", "id": "hw5.grad_parts", "points": 4, "role": "task", "summary": "closed form per example: [||grad_W2 f||^2, (||x||^2+1) ||D (I - u u^T) W2 / ||h||  ||^2] (the eps branch when ||h|| <= eps), shape (n, 2), no autograd"}
 def sim_ln_grad_parts(W1, b1, W2, X, eps=1e-6):
     """Per-example squared gradient norms of a Sim-LN net, split by layer. Returns (n, 2): [output layer, first layer]."""
     ### BEGIN SOLUTION
@@ -80,7 +80,7 @@ def sim_ln_grad_parts(W1, b1, W2, X, eps=1e-6):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw5.grad_parts"}
+# %% flatlab={"id": "hw5.grad_parts", "role": "public_test"}
 _X, _y = flatlab.xor_parity(12, 6, seed=0)
 _m = flatlab.make_model("sim_ln", 6, 8, seed=1)
 _P = sim_ln_grad_parts(_m.W1.detach(), _m.b1.detach(), _m.W2.detach(), _X)
@@ -89,7 +89,7 @@ torch.testing.assert_close(_P.sum(1), flatlab.sharpness.per_example_grad_sq_norm
 print("hw5.grad_parts: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw5.grad_parts"}
+# %% flatlab={"id": "hw5.grad_parts", "role": "hidden_test"}
 def _ln_case(rng, n=None, d=None, m=None, eps=1e-6):
     n = int(rng.integers(2, 30)) if n is None else n
     d = int(rng.integers(2, 20)) if d is None else d
@@ -142,7 +142,7 @@ def test_grad_parts_eps_branch(student, rng):
 # Write `flatness_scale(W1, b1, W2, X, tol)`: the c for which the Gauss-Newton trace of the
 # rescaled net equals (2/n) Σ_i a_i + tol.
 
-# %% flatlab={"role": "task", "id": "hw5.flatness_scale", "points": 3, "function": "flatness_scale", "summary": "return c = sqrt((2/n) sum_i b_i / tol), b_i the first-layer part from sim_ln_grad_parts"}
+# %% flatlab={"function": "flatness_scale", "id": "hw5.flatness_scale", "points": 3, "role": "task", "summary": "return c = sqrt((2/n) sum_i b_i / tol), b_i the first-layer part from sim_ln_grad_parts"}
 def flatness_scale(W1, b1, W2, X, tol):
     """The first-layer scale c that brings the Gauss-Newton trace within tol of its infimum. Returns a float."""
     ### BEGIN SOLUTION
@@ -151,7 +151,7 @@ def flatness_scale(W1, b1, W2, X, tol):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw5.flatness_scale"}
+# %% flatlab={"id": "hw5.flatness_scale", "role": "public_test"}
 _c = flatness_scale(_m.W1.detach(), _m.b1.detach(), _m.W2.detach(), _X, 0.01)
 _big = sim_ln_net({"W1": _c * _m.W1.detach(), "b1": _c * _m.b1.detach(), "W2": _m.W2.detach()})
 torch.testing.assert_close(_big(_X), _m(_X).detach())
@@ -159,7 +159,7 @@ assert abs(gauss_newton_trace(_big, _X) - (2 * float(_P[:, 0].mean()) + 0.01)) <
 print("hw5.flatness_scale: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw5.flatness_scale"}
+# %% flatlab={"id": "hw5.flatness_scale", "role": "hidden_test"}
 def test_flatness_scale_reaches_target(student, rng):
     """After scaling (W1, b1) by flatness_scale(...), the Gauss-Newton trace must equal 2*mean(output part) + tol and f must be unchanged."""
     model, X, _ = _ln_case(rng)
@@ -189,7 +189,7 @@ def test_flatness_scale_reaches_target(student, rng):
 #
 # Both return a dict `{"W1", "b1", "W2"}`.
 
-# %% flatlab={"role": "task", "id": "hw5.memorizer", "points": 3, "function": "sim_ln_memorizer", "summary": "width n: W1[i] = w_i/eps, b1[i] = (eps - w_i.x_i)/eps with w_i = x_i/||x_i||, W2[i] = y_i; return a dict", "forbid": ["flatlab.constructions.memorizing_sim_ln", "flatlab.constructions.memorizing_bias"]}
+# %% flatlab={"forbid": ["flatlab.constructions.memorizing_sim_ln", "flatlab.constructions.memorizing_bias"], "function": "sim_ln_memorizer", "id": "hw5.memorizer", "points": 3, "role": "task", "summary": "width n: W1[i] = w_i/eps, b1[i] = (eps - w_i.x_i)/eps with w_i = x_i/||x_i||, W2[i] = y_i; return a dict"}
 def sim_ln_memorizer(X, y, eps=0.1):
     """A Sim-LN interpolator of (X (n, d), y (n,)) with trace exactly 2 that outputs 0 off the training set. Returns a dict."""
     ### BEGIN SOLUTION
@@ -198,7 +198,7 @@ def sim_ln_memorizer(X, y, eps=0.1):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "task", "id": "hw5.generalizer", "points": 2, "function": "sim_ln_generalizer", "summary": "four neurons (s1, s2, 0, ...) with bias -1 and output s1*s2, extra neurons dead (row 0, bias -1, output 0); return a dict", "forbid": ["flatlab.constructions.generalizing_sim_ln", "flatlab.constructions.generalizing_bias"]}
+# %% flatlab={"forbid": ["flatlab.constructions.generalizing_sim_ln", "flatlab.constructions.generalizing_bias"], "function": "sim_ln_generalizer", "id": "hw5.generalizer", "points": 2, "role": "task", "summary": "four neurons (s1, s2, 0, ...) with bias -1 and output s1*s2, extra neurons dead (row 0, bias -1, output 0); return a dict"}
 def sim_ln_generalizer(d, width=4):
     """A Sim-LN network computing x[0]*x[1] on the hypercube with trace exactly 2. Returns a dict."""
     ### BEGIN SOLUTION
@@ -209,7 +209,7 @@ def sim_ln_generalizer(d, width=4):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw5.memorizer"}
+# %% flatlab={"id": "hw5.memorizer", "role": "public_test"}
 _Xb, _yb = flatlab.xor_parity(60, 30, seed=0)
 _Xn, _ = flatlab.xor_parity(100, 30, seed=9)
 _mem = sim_ln_net(sim_ln_memorizer(_Xb, _yb, 0.1))
@@ -217,14 +217,14 @@ assert (_mem(_Xb) - _yb).abs().max() < 1e-10 and abs(gauss_newton_trace(_mem, _X
 assert _mem(_Xn).abs().max() == 0, "must output exactly 0 away from the training points"
 print("hw5.memorizer: OK")
 
-# %% flatlab={"role": "public_test", "id": "hw5.generalizer"}
+# %% flatlab={"id": "hw5.generalizer", "role": "public_test"}
 _gen = sim_ln_net(sim_ln_generalizer(30, 6))
 assert (_gen(_Xb) - _yb).abs().max() < 1e-10 and abs(gauss_newton_trace(_gen, _Xb) - 2.0) < 1e-10
 assert (_gen(_Xn) - _Xn[:, 0] * _Xn[:, 1]).abs().max() < 1e-12
 print("hw5.generalizer: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw5.memorizer"}
+# %% flatlab={"id": "hw5.memorizer", "role": "hidden_test"}
 def _exact_trace(model, X, y):
     """Reference Tr of the autograd Hessian, reverse-over-reverse (no forward-mode AD: thread-safe)."""
     theta = flatlab.models.flatten_params(model).detach().clone()
@@ -263,7 +263,7 @@ def test_memorizer_outputs_zero_elsewhere(student, rng):
         assert float(model(Z[unseen]).abs().max()) == 0.0
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw5.generalizer"}
+# %% flatlab={"id": "hw5.generalizer", "role": "hidden_test"}
 def test_generalizer_xor_and_flat(student, rng):
     """sim_ln_generalizer(d, width) must compute x[0]*x[1] on the hypercube with the requested width, and have trace 2 on any training set."""
     d, width = int(rng.integers(2, 40)), int(rng.integers(4, 16))
@@ -285,7 +285,7 @@ def test_generalizer_xor_and_flat(student, rng):
 # `projected_sam_step(model, X, y, lr, rho, R)`: one SAM step on the batch (X, y) (as in
 # hw2), then the projection, in place. Return the batch loss before the step.
 
-# %% flatlab={"role": "task", "id": "hw5.projected_step", "points": 3, "function": "projected_sam_step", "summary": "one SAM step on (X, y) in place, then rescale (W1, b1) jointly to Frobenius norm R; return the loss before the step", "forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.project_first_layer", "flatlab.optim.SAM", "flatlab.engine.one_sam"]}
+# %% flatlab={"forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.project_first_layer", "flatlab.optim.SAM", "flatlab.engine.one_sam"], "function": "projected_sam_step", "id": "hw5.projected_step", "points": 3, "role": "task", "summary": "one SAM step on (X, y) in place, then rescale (W1, b1) jointly to Frobenius norm R; return the loss before the step"}
 def projected_sam_step(model, X, y, lr, rho, R):
     """SAM step then projection of (W1, b1) onto the sphere of radius R. Returns the loss before the step (a float)."""
     ### BEGIN SOLUTION
@@ -309,7 +309,7 @@ def projected_sam_step(model, X, y, lr, rho, R):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw5.projected_step"}
+# %% flatlab={"id": "hw5.projected_step", "role": "public_test"}
 _m1 = flatlab.make_model("sim_ln", 6, 8, seed=1)
 _m2 = flatlab.make_model("sim_ln", 6, 8, seed=1)
 projected_sam_step(_m1, _X[:1], _y[:1], 0.05, 0.1, 3.0)
@@ -318,7 +318,7 @@ torch.testing.assert_close(flatlab.flatten_params(_m1), flatlab.flatten_params(_
 print("hw5.projected_step: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw5.projected_step"}
+# %% flatlab={"id": "hw5.projected_step", "role": "hidden_test"}
 def test_projected_step_matches(student, rng):
     """projected_sam_step must take one SAM step on the batch and then rescale (W1, b1) jointly to Frobenius norm R."""
     model, X, y = _ln_case(rng, n=int(rng.integers(1, 6)))
@@ -407,7 +407,7 @@ axes[1].legend()
 fig.tight_layout()
 plt.show()
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw5.q_scenario3", "points": 3}
+# %% [markdown] flatlab={"id": "hw5.q_scenario3", "points": 3, "role": "manual"}
 # **Question.** Read the left plot. Which models are (nearly) flattest, and what are their
 # test accuracies? Could 1-SAM's success be explained by "1-SAM finds a flattest
 # interpolator"? Why does the projected run matter for that argument?
@@ -424,7 +424,7 @@ plt.show()
 # generalizes, so its preference is for *which* flat solution, not just for flatness.
 # <!-- END SOLUTION -->
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw5.q_reflection", "points": 4}
+# %% [markdown] flatlab={"id": "hw5.q_reflection", "points": 4, "role": "manual"}
 # **Closing reflection (about 200 words).** Put the three scenarios side by side (hw3,
 # hw4, hw5). For each, say whether all flattest interpolators generalize and whether 1-SAM
 # generalizes. Then propose one concrete hypothesis for what else 1-SAM's dynamics must be

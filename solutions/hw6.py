@@ -65,7 +65,7 @@ torch.set_num_threads(1)
 # with respect to the model's parameters (you will train with it), computed from the
 # activations in O(n·m·d), without per-example gradients.
 
-# %% flatlab={"role": "task", "id": "hw6.penalty", "points": 4, "function": "penalty_value", "summary": "return S = (2/n)[sum ||h(x_i)||^2 + sum_i (||x_i||^2 [+1]) sum_j W2_j^2 1[h_ij>0]] as a differentiable 0-dim tensor", "forbid": ["flatlab.penalty.sharpness_penalty", "flatlab.penalty.sharpness_penalty_closed_form", "flatlab.penalty.sharpness_penalty_generic", "flatlab.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
+# %% flatlab={"forbid": ["flatlab.penalty.sharpness_penalty", "flatlab.penalty.sharpness_penalty_closed_form", "flatlab.penalty.sharpness_penalty_generic", "flatlab.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"], "function": "penalty_value", "id": "hw6.penalty", "points": 4, "role": "task", "summary": "return S = (2/n)[sum ||h(x_i)||^2 + sum_i (||x_i||^2 [+1]) sum_j W2_j^2 1[h_ij>0]] as a differentiable 0-dim tensor"}
 def penalty_value(model, X):
     """S(θ) = (2/n) Σ_i ‖∇θ f(x_i)‖² for a relu bias / no_bias net, from activations. X (n, d). Returns a 0-dim tensor with autograd."""
     ### BEGIN SOLUTION
@@ -79,7 +79,7 @@ def penalty_value(model, X):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw6.penalty"}
+# %% flatlab={"id": "hw6.penalty", "role": "public_test"}
 _X, _y = flatlab.xor_parity(12, 5, seed=0)
 for _arch in ("bias", "no_bias"):
     _m = flatlab.make_model(_arch, 5, 7, seed=1)
@@ -93,7 +93,7 @@ _Xc = torch.cartesian_prod(*[torch.tensor([-1.0, 1.0])] * 5)
 assert abs(float(penalty_value(_g, _Xc).detach()) - 4 * math.sqrt(6)) < 1e-9, "the generalizing construction sits at 4 sqrt(d+1)"
 print("hw6.penalty: OK")
 
-# %% flatlab={"role": "hidden_test", "id": "hw6.penalty"}
+# %% flatlab={"id": "hw6.penalty", "role": "hidden_test"}
 import math
 
 import flatlab.constructions
@@ -152,7 +152,7 @@ def test_penalty_constructions(student, rng):
 # `{"W1": (m, d), "b1": (m,), "W2": (m,)}` (no `"b1"` for a no-bias net, where q_i = ‖x_i‖²)
 # computed **from these formulas** (no autograd: this is what makes a step as cheap as a GD step).
 
-# %% flatlab={"role": "task", "id": "hw6.objective_grad", "points": 4, "function": "objective_grad", "summary": "return {'W1','b1','W2'} = gradient of mse(f(X), y) + lam*S from the closed-form formulas (no b1 for no_bias)", "forbid": ["flatlab.penalty.penalized_grads"]}
+# %% flatlab={"forbid": ["flatlab.penalty.penalized_grads"], "function": "objective_grad", "id": "hw6.objective_grad", "points": 4, "role": "task", "summary": "return {'W1','b1','W2'} = gradient of mse(f(X), y) + lam*S from the closed-form formulas (no b1 for no_bias)"}
 def objective_grad(model, X, y, lam):
     """∇θ [mse(f(X), y) + lam·S(θ)] for a relu bias / no_bias net, by hand. Returns a dict name -> tensor."""
     ### BEGIN SOLUTION
@@ -173,7 +173,7 @@ def objective_grad(model, X, y, lam):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw6.objective_grad"}
+# %% flatlab={"id": "hw6.objective_grad", "role": "public_test"}
 for _arch in ("bias", "no_bias"):
     _m = flatlab.make_model(_arch, 5, 7, seed=2)
     _obj = mse(_m(_X), _y) + 0.3 * flatlab.penalty.sharpness_penalty(_m, _X)
@@ -185,7 +185,7 @@ for _arch in ("bias", "no_bias"):
 print("hw6.objective_grad: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw6.objective_grad"}
+# %% flatlab={"id": "hw6.objective_grad", "role": "hidden_test"}
 def _autograd_objective(model, X, y, lam):
     obj = mse(model(X), y) + lam * flatlab.penalty.sharpness_penalty(model, X)
     names = [k for k, _ in model.named_parameters()]
@@ -233,7 +233,7 @@ def test_objective_grad_lam_zero(student, rng):
 # * the last `anneal` epochs: geometric, λ = lam·factor^((k+1)/anneal) at the k-th anneal epoch;
 # * after that: lam·factor.
 
-# %% flatlab={"role": "task", "id": "hw6.schedule", "points": 2, "function": "lambda_schedule", "summary": "0 during fit, linear ramp to lam, hold lam, then geometric decay lam*factor**((k+1)/anneal); lam*factor afterwards", "forbid": ["flatlab.penalty.penalty_weight"]}
+# %% flatlab={"forbid": ["flatlab.penalty.penalty_weight"], "function": "lambda_schedule", "id": "hw6.schedule", "points": 2, "role": "task", "summary": "0 during fit, linear ramp to lam, hold lam, then geometric decay lam*factor**((k+1)/anneal); lam*factor afterwards"}
 def lambda_schedule(epoch, lam, fit, ramp, hold, anneal, factor):
     """λ at a 0-based epoch of the fit → ramp → hold → anneal schedule. Returns a float."""
     ### BEGIN SOLUTION
@@ -250,14 +250,14 @@ def lambda_schedule(epoch, lam, fit, ramp, hold, anneal, factor):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw6.schedule"}
+# %% flatlab={"id": "hw6.schedule", "role": "public_test"}
 _lams = [lambda_schedule(e, 0.2, 3, 4, 2, 5, 1e-2) for e in range(16)]
 assert _lams[:3] == [0.0] * 3 and np.allclose(_lams[3:7], [0.05, 0.1, 0.15, 0.2]) and _lams[7:9] == [0.2, 0.2]
 assert all(a > b for a, b in zip(_lams[8:14], _lams[9:14])) and np.isclose(_lams[13], 0.002) and np.isclose(_lams[15], 0.002)
 print("hw6.schedule: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw6.schedule"}
+# %% flatlab={"id": "hw6.schedule", "role": "hidden_test"}
 def test_schedule_matches_reference(student, rng):
     """lambda_schedule must follow fit (0) -> linear ramp -> hold -> geometric anneal -> lam*factor at every epoch."""
     c = flatlab.penalty.PenaltyConfig(lam=float(rng.uniform(0.001, 1)), fit_epochs=int(rng.integers(0, 6)),
@@ -280,7 +280,7 @@ def test_schedule_matches_reference(student, rng):
 # bias / no-bias nets. (For Sim-LN and Sim-BN, flatlab.diagnostics uses the normalized
 # features; you only need h here.)
 
-# %% flatlab={"role": "task", "id": "hw6.memorization", "points": 3, "function": "memorization_share", "summary": "share of sum_ij |W2_j h_j(x_i)| carried by neurons firing on <= threshold training points (0.0 if the total is 0)", "forbid": ["flatlab.diagnostics.memorization_index", "flatlab.diagnostics.diagnose"]}
+# %% flatlab={"forbid": ["flatlab.diagnostics.memorization_index", "flatlab.diagnostics.diagnose"], "function": "memorization_share", "id": "hw6.memorization", "points": 3, "role": "task", "summary": "share of sum_ij |W2_j h_j(x_i)| carried by neurons firing on <= threshold training points (0.0 if the total is 0)"}
 def memorization_share(model, X, threshold=3):
     """Share of the training output carried by neurons firing on ≤ threshold rows of X (n, d). Returns a float in [0, 1]."""
     ### BEGIN SOLUTION
@@ -295,14 +295,14 @@ def memorization_share(model, X, threshold=3):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw6.memorization"}
+# %% flatlab={"id": "hw6.memorization", "role": "public_test"}
 _Xm, _ym = flatlab.xor_parity(60, 12, seed=3)
 assert abs(memorization_share(flatlab.constructions.memorizing_bias(_Xm, _ym), _Xm) - 1.0) < 1e-12
 assert memorization_share(flatlab.constructions.generalizing_bias(12), _Xm) == 0.0
 print("hw6.memorization: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw6.memorization"}
+# %% flatlab={"id": "hw6.memorization", "role": "hidden_test"}
 def test_memorization_random_nets(student, rng):
     """memorization_share must match the reference on random bias and no-bias nets for several thresholds."""
     for arch in ("bias", "no_bias"):
@@ -335,7 +335,7 @@ def test_memorization_zero_output(student, rng):
 # gradients (as in hw1; `torch.func.vmap` over `torch.func.grad` is fastest) and return
 # `(c, S1)` with c the smallest scale for which S(c) − 2 ≤ tol.
 
-# %% flatlab={"role": "task", "id": "hw6.scale_to_floor", "points": 3, "function": "scale_to_floor", "summary": "compute S(1) = (2/n) sum ||grad f(x_i)||^2 for a Sim-LN net from per-example gradients; return (sqrt((S1-2)/tol), S1)", "forbid": ["flatlab.penalty.sharpness_penalty", "flatlab.penalty.sharpness_penalty_generic", "flatlab.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"]}
+# %% flatlab={"forbid": ["flatlab.penalty.sharpness_penalty", "flatlab.penalty.sharpness_penalty_generic", "flatlab.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"], "function": "scale_to_floor", "id": "hw6.scale_to_floor", "points": 3, "role": "task", "summary": "compute S(1) = (2/n) sum ||grad f(x_i)||^2 for a Sim-LN net from per-example gradients; return (sqrt((S1-2)/tol), S1)"}
 def scale_to_floor(model, X, tol):
     """The smallest c with S(c) - 2 <= tol for a Sim-LN net, and S(1). X (n, d). Returns (c, S1) as floats."""
     ### BEGIN SOLUTION
@@ -352,7 +352,7 @@ def scale_to_floor(model, X, tol):
     ### END SOLUTION
 
 
-# %% flatlab={"role": "public_test", "id": "hw6.scale_to_floor"}
+# %% flatlab={"id": "hw6.scale_to_floor", "role": "public_test"}
 _ln = flatlab.make_model("sim_ln", 5, 7, seed=4)
 _c, _S1 = scale_to_floor(_ln, _X, 1e-3)
 assert abs(_S1 - flatlab.sharpness.gauss_newton_trace(_ln, _X)) < 1e-9 * _S1
@@ -364,7 +364,7 @@ assert abs(flatlab.sharpness.gauss_newton_trace(_big, _X) - 2 - 1e-3) < 1e-8, "S
 print("hw6.scale_to_floor: OK")
 
 
-# %% flatlab={"role": "hidden_test", "id": "hw6.scale_to_floor"}
+# %% flatlab={"id": "hw6.scale_to_floor", "role": "hidden_test"}
 def test_scale_to_floor(student, rng):
     """scale_to_floor must return S(1) of the Sim-LN net and the c at which S(c) - 2 = tol (S - 2 falls like 1/c^2)."""
     while True:  # every training point must activate some neuron (else the eps floor of Sim-LN applies)
@@ -490,7 +490,7 @@ with torch.no_grad():
     print(f"rescaled by c = {c:.0f}: S = {flatlab.sharpness.gauss_newton_trace(flat, ln_data.X_train):.4f}, "
           f"max |change of f| on test points {change:.1e}, test acc {accuracy(flat(ln_data.X_test), ln_data.y_test):.3f}")
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw6.q_equal_sharpness", "points": 3}
+# %% [markdown] flatlab={"id": "hw6.q_equal_sharpness", "points": 3, "role": "manual"}
 # **Question.** In 6a the penalty and 1-SAM end at (nearly) the same trace, the minimum
 # 4·sqrt(d+1). One generalizes, the other does not. Explain in your own words why equal
 # sharpness does not imply equal generalization here, using your diagnostics from 6b. What
@@ -512,7 +512,7 @@ with torch.no_grad():
 # explanation must involve the implicit bias of the algorithm beyond its sharpness.
 # <!-- END SOLUTION -->
 
-# %% [markdown] flatlab={"role": "manual", "id": "hw6.q_scale", "points": 2}
+# %% [markdown] flatlab={"id": "hw6.q_scale", "points": 2, "role": "manual"}
 # **Question.** 6c made a flattest Sim-LN model without training. Why is that possible for
 # Sim-LN but not for the bias net (hint: hw1's rescaling curve A c² + B/c²)? Given this, what
 # must 1-SAM be doing on Sim-LN (scenario III) to generalize?

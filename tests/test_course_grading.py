@@ -1,7 +1,8 @@
 """The course against the grader's command line: ``python -m autograder build | grade``.
 
-- the committed student notebooks ``assignments/hw0-5.ipynb`` equal a fresh build of
-  ``solutions/hw0-5.ipynb`` and carry no solution, no hidden test and no marker;
+- the sources ``solutions/hwN.py`` (jupytext percent) read back to the same text;
+- the committed student notebooks ``assignments/hwN.ipynb`` equal a fresh build of
+  ``solutions/hwN.py`` and carry no solution, no hidden test and no marker;
 - the course has >= 25 autograded tasks, each with hidden tests that draw their inputs
   from ``rng`` (fresh per grading seed), a summary and points;
 - for every assignment: the solution earns full marks, the untouched student notebook 0
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from autograder.notebook import notebook_to_percent, read_source
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = [f"hw{i}" for i in range(6)]  # the core course (the syllabus total row)
@@ -56,14 +59,15 @@ def _autograder(*args, cwd=ROOT, timeout=900):
 
 @pytest.fixture(scope="module")
 def fresh_build(tmp_path_factory):
-    """Build hw0-hw6 from solutions/ into a temporary folder: (assignments dir, bundles dir)."""
+    """Build hw0-hw6 from solutions/ into a temporary folder: (assignments, bundles, solution notebooks)."""
     base = tmp_path_factory.mktemp("course_build")
     src = base / "solutions"
     src.mkdir()
     for name in ALL:
-        shutil.copy(ROOT / "solutions" / f"{name}.ipynb", src / f"{name}.ipynb")
-    _autograder("build", "--solutions", src, "--out", base / "assignments", "--bundles", base / "grading")
-    return base / "assignments", base / "grading"
+        shutil.copy(ROOT / "solutions" / f"{name}.py", src / f"{name}.py")
+    _autograder("build", "--solutions", src, "--out", base / "assignments", "--bundles", base / "grading",
+                "--notebooks", base / "notebooks")
+    return base / "assignments", base / "grading", base / "notebooks"
 
 
 def test_build_check_cli():
@@ -85,7 +89,7 @@ def test_committed_assignment_equals_fresh_build(name, fresh_build):
 def test_student_notebook_has_no_solution(name):
     """No marker, no hidden-test cell or function, no solution line; every task is a stub naming its id."""
     student = nbformat.read(ROOT / "assignments" / f"{name}.ipynb", as_version=4)
-    source = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
+    source = read_source(ROOT / "solutions" / f"{name}.py")
     text = "\n".join(c.source for c in student.cells)
     for marker in MARKERS:
         assert marker not in text, f"marker {marker!r} leaked into assignments/{name}.ipynb"
@@ -117,7 +121,7 @@ def test_course_has_enough_well_formed_tasks():
     """>= 25 autograded tasks, each with points, summary, function, public check, rng-driven hidden tests."""
     total = 0
     for name in COURSE:
-        nb = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
+        nb = read_source(ROOT / "solutions" / f"{name}.py")
         assert nb.metadata["flatlab"]["assignment"] == name
         tasks = [_meta(c) for c in nb.cells if _meta(c).get("role") == "task"]
         publics = {_meta(c)["id"] for c in nb.cells if _meta(c).get("role") == "public_test"}
@@ -160,13 +164,13 @@ def test_grading_solution_untouched_and_one_wrong(name, fresh_build, tmp_path):
 
     One task wrong: exactly that task's points lost, every other task keeps its points.
     """
-    assignments, bundles = fresh_build
+    assignments, bundles, notebooks = fresh_build
     subs = tmp_path / "submissions"
     subs.mkdir()
-    shutil.copy(ROOT / "solutions" / f"{name}.ipynb", subs / "solution.ipynb")
+    shutil.copy(notebooks / f"{name}.ipynb", subs / "solution.ipynb")
     shutil.copy(assignments / f"{name}.ipynb", subs / "untouched.ipynb")
     task_id, body = WRONG[name]
-    lost = _with_wrong_task(ROOT / "solutions" / f"{name}.ipynb", subs / "one_wrong.ipynb", task_id, body)
+    lost = _with_wrong_task(notebooks / f"{name}.ipynb", subs / "one_wrong.ipynb", task_id, body)
     out = tmp_path / "graded"
     _autograder("grade", "--assignment", name, "--bundles", bundles, "--out", out,
                 "--jobs", "2", "--seed", "7", subs)
@@ -201,7 +205,7 @@ def test_syllabus_points_table_matches_notebooks():
             rows[cells[0]] = [float(c) for c in cells[1:]]
     totals = [0.0] * 5
     for name in COURSE:
-        nb = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
+        nb = read_source(ROOT / "solutions" / f"{name}.py")
         tasks = [_meta(c) for c in nb.cells if _meta(c).get("role") == "task"]
         manual = [_meta(c) for c in nb.cells if _meta(c).get("role") == "manual"]
         want = [len(tasks), sum(t["points"] for t in tasks), len(manual), sum(m["points"] for m in manual)]
@@ -211,15 +215,26 @@ def test_syllabus_points_table_matches_notebooks():
     assert rows.get("hw0-hw5") == totals, f"syllabus total row {rows.get('hw0-hw5')} != {totals}"
 
 
+def test_sources_are_the_only_assignment_files_in_solutions():
+    """solutions/ holds the sources hwN.py and no notebook (those are built into build/solutions/)."""
+    assert sorted(p.stem for p in (ROOT / "solutions").glob("hw*.py")) == ALL
+    assert not list((ROOT / "solutions").rglob("*.ipynb"))
+
+
 @pytest.mark.parametrize("name", ALL)
-def test_solution_notebook_in_sync_with_its_percent_source(name):
-    """solutions/_src/<hw>.py is what instructors edit; solutions/<hw>.ipynb must be its conversion."""
-    sys.path.insert(0, str(ROOT / "solutions" / "_src"))
-    try:
-        import percent_to_ipynb
-    finally:
-        sys.path.pop(0)
-    want = percent_to_ipynb.parse((ROOT / "solutions" / "_src" / f"{name}.py").read_text())
-    have = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
-    assert nbformat.writes(want) == nbformat.writes(have), (
-        f"solutions/{name}.ipynb is out of date: run `python solutions/_src/percent_to_ipynb.py {name}`")
+def test_source_round_trips_through_its_notebook(name, fresh_build):
+    """source -> notebook -> source is the identity: jupytext keeps every cell's type, text and
+    metadata.flatlab, also through the built, saved build/solutions/hwN.ipynb."""
+    path = ROOT / "solutions" / f"{name}.py"
+    text = path.read_text()
+    nb = read_source(path)
+    saved = nbformat.read(fresh_build[2] / f"{name}.ipynb", as_version=4)
+    assert notebook_to_percent(saved) == text
+    assert notebook_to_percent(nb) == text, (
+        f"{path} is not in jupytext's layout: rewrite it with "
+        "autograder.notebook.notebook_to_percent(read_source(path))")
+    again = read_source(path)
+    assert [(c.cell_type, c.source, c.metadata, c.id) for c in again.cells] == \
+        [(c.cell_type, c.source, c.metadata, c.id) for c in nb.cells]
+    roles = [c.metadata.get("flatlab", {}).get("role") for c in nb.cells]
+    assert {"task", "public_test", "hidden_test", "manual"} <= set(roles), roles

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-FIXTURE = Path(__file__).parent / "fixtures" / "hwfix.ipynb"
+FIXTURE = Path(__file__).parent / "fixtures" / "hwfix.py"
 REPO = Path(__file__).resolve().parents[2]
 
 # honest solutions of the three tasks, as a student would paste them

@@ -15,7 +15,7 @@ def built(tmp_path_factory):
     """(root, student notebook node, bundles dir) of a fresh build of hwfix."""
     root = tmp_path_factory.mktemp("hwfix")
     (root / "solutions").mkdir()
-    shutil.copy(FIXTURE, root / "solutions" / "hwfix.ipynb")
-    build_one(root / "solutions" / "hwfix.ipynb", root / "assignments", root / "bundles")
+    shutil.copy(FIXTURE, root / "solutions" / "hwfix.py")
+    build_one(root / "solutions" / "hwfix.py", root / "assignments", root / "bundles")
     nb = nbformat.read(str(root / "assignments" / "hwfix.ipynb"), as_version=4)
     return root, nb, root / "bundles"

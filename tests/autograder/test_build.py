@@ -15,7 +15,7 @@ from agfixtures import FIXTURE, REPO
 
 from autograder import build as build_mod
 from autograder.build import build_one, find_leaks, main as build_main
-from autograder.notebook import parse_source
+from autograder.notebook import notebook_to_percent, parse_source, percent_to_notebook, read_source
 
 
 def test_student_notebook_has_no_solution_or_hidden_material(built):
@@ -24,7 +24,7 @@ def test_student_notebook_has_no_solution_or_hidden_material(built):
     for bad in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN", "def test_", "assert_close", "x ** 2",
                 "(diff * diff).mean()", "p.numel() for p", "quadratically"):
         assert bad not in text, bad
-    src = nbformat.read(str(FIXTURE), as_version=4)
+    src = read_source(FIXTURE)
     assert find_leaks(text, src, parse_source(src)) == []
     roles = [c.metadata.get("flatlab", {}).get("role") for c in nb.cells]
     assert "hidden_test" not in roles and roles.count("task") == 3
@@ -61,15 +61,19 @@ def test_bundle_registry(built):
 
 def test_build_is_deterministic_and_check_detects_drift(tmp_path):
     (tmp_path / "solutions").mkdir()
-    shutil.copy(FIXTURE, tmp_path / "solutions" / "hwfix.ipynb")
+    shutil.copy(FIXTURE, tmp_path / "solutions" / "hwfix.py")
     args = ["--solutions", str(tmp_path / "solutions"), "--out", str(tmp_path / "asg"),
-            "--bundles", str(tmp_path / "b")]
+            "--bundles", str(tmp_path / "b"), "--notebooks", str(tmp_path / "nb")]
+    assert build_main(args + ["--check"]) == 1  # nothing built yet: missing
+    assert not (tmp_path / "asg").exists() and not (tmp_path / "b").exists() and not (tmp_path / "nb").exists()
     assert build_main(args) == 0
     first = (tmp_path / "asg" / "hwfix.ipynb").read_bytes()
     bfirst = (tmp_path / "b" / "hwfix" / "bundle.json").read_bytes()
+    nfirst = (tmp_path / "nb" / "hwfix.ipynb").read_bytes()
     assert build_main(args) == 0
     assert (tmp_path / "asg" / "hwfix.ipynb").read_bytes() == first
     assert (tmp_path / "b" / "hwfix" / "bundle.json").read_bytes() == bfirst
+    assert (tmp_path / "nb" / "hwfix.ipynb").read_bytes() == nfirst
     assert build_main(args + ["--check"]) == 0
     nb = nbformat.read(str(tmp_path / "asg" / "hwfix.ipynb"), as_version=4)
     nb.cells[1].source += "\n# hand edit"
@@ -82,7 +86,7 @@ def test_build_is_deterministic_and_check_detects_drift(tmp_path):
 
 def test_cli_runs_as_module(tmp_path):
     (tmp_path / "solutions").mkdir()
-    shutil.copy(FIXTURE, tmp_path / "solutions" / "hwfix.ipynb")
+    shutil.copy(FIXTURE, tmp_path / "solutions" / "hwfix.py")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     p = subprocess.run([sys.executable, "-m", "autograder", "build", "--check"], cwd=tmp_path, env=env,
                        capture_output=True, text=True)
@@ -96,7 +100,7 @@ def test_cli_runs_as_module(tmp_path):
 
 
 def _source():
-    return nbformat.read(str(FIXTURE), as_version=4)
+    return read_source(FIXTURE)
 
 
 def _cell(nb, role, tid):
@@ -110,7 +114,7 @@ def _cell(nb, role, tid):
     (lambda nb: _cell(nb, "task", "hwfix.square").metadata["flatlab"].update(function="cube"), "does not define"),
     (lambda nb: _cell(nb, "task", "hwfix.square").metadata["flatlab"].pop("summary"), "summary"),
     (lambda nb: setattr(_cell(nb, "task", "hwfix.square"), "source",
-                        _cell(nb, "task", "hwfix.square").source.replace("    ### END SOLUTION\n", "")), "no END"),
+                        _cell(nb, "task", "hwfix.square").source.replace("    ### END SOLUTION", "")), "no END"),
     (lambda nb: setattr(_cell(nb, "hidden_test", "hwfix.square"), "source",
                         "def test_x(student):\n    'doc'\n"), "(student, rng)"),
     (lambda nb: setattr(_cell(nb, "hidden_test", "hwfix.square"), "source",
@@ -157,6 +161,71 @@ def test_leak_detector_compares_whole_lines_not_substrings(built):
 
 
 def test_file_name_must_match_the_assignment(tmp_path):
-    shutil.copy(FIXTURE, tmp_path / "hwother.ipynb")
+    shutil.copy(FIXTURE, tmp_path / "hwother.py")
     with pytest.raises(ValueError, match="file name must match"):
-        build_one(tmp_path / "hwother.ipynb", None, None)
+        build_one(tmp_path / "hwother.py", None, None)
+
+
+def test_solution_notebook_is_the_source_as_a_notebook(tmp_path):
+    """build writes the source as a notebook (hidden tests and solutions kept, cell ids
+    hwfix-000...); converting that notebook back gives the source file byte for byte."""
+    build_one(FIXTURE, None, None, tmp_path)
+    nb = nbformat.read(str(tmp_path / "hwfix.ipynb"), as_version=4)
+    nbformat.validate(nb)
+    assert [c.id for c in nb.cells] == [f"hwfix-{i:03d}" for i in range(len(nb.cells))]
+    assert nb.metadata["flatlab"] == {"assignment": "hwfix", "title": "Autograder fixture"}
+    assert "jupytext" not in nb.metadata
+    roles = [(c.cell_type, c.metadata.get("flatlab", {}).get("role")) for c in nb.cells]
+    assert roles.count(("code", "hidden_test")) == 3 and roles.count(("markdown", "manual")) == 1
+    task = next(c for c in nb.cells if c.metadata.get("flatlab", {}).get("id") == "hwfix.nparams"
+                and c.metadata["flatlab"]["role"] == "task")
+    assert task.metadata == {"flatlab": {"role": "task", "id": "hwfix.nparams", "points": 2,
+                                         "function": "num_params", "forbid": ["flatlab.models.flatten_params"],
+                                         "summary": task.metadata["flatlab"]["summary"]}}
+    assert "### BEGIN SOLUTION" in task.source
+    assert notebook_to_percent(nb) == FIXTURE.read_text()
+
+
+def test_percent_format_keeps_every_cell_exactly():
+    """A notebook with awkward metadata and text survives notebook -> source -> notebook."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"flatlab": {"assignment": "hwx", "title": 'Quotes "x": y, #, é'},
+                   "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "language_info": {"name": "python"}}
+    cells = [
+        nbformat.v4.new_markdown_cell("# Title\n\n* a list\n\n```python\n# %% not a cell\n```"),
+        nbformat.v4.new_code_cell("import math\n\n\nx = 1  # %% inline"),
+        nbformat.v4.new_code_cell('def f(x):\n    """Doc: é ∇ ‖x‖."""\n    ### BEGIN SOLUTION\n    return x\n'
+                                  "    ### END SOLUTION"),
+        nbformat.v4.new_markdown_cell("**Q.** why?\n\n<!-- BEGIN SOLUTION -->\nBecause.\n<!-- END SOLUTION -->"),
+        nbformat.v4.new_code_cell("%time y = 2\n!echo hi"),
+    ]
+    metas = [{}, {"role": "code"},
+             {"role": "task", "id": "hwx.f", "points": 1.5, "function": "f", "forbid": ["a.b", "c.d"],
+              "summary": 'say "hi" = {k: v}, tab\tand é'},
+             {"role": "manual", "id": "hwx.q", "points": 2}, {"role": "experiment"}]
+    for i, (c, m) in enumerate(zip(cells, metas)):
+        c.id = f"hwx-{i:03d}"
+        if m:
+            c.metadata["flatlab"] = m
+    nb.cells = cells
+    text = notebook_to_percent(nb)
+    back = percent_to_notebook(text)
+    assert back.metadata == nb.metadata
+    assert [(c.cell_type, c.source, c.metadata, c.id) for c in back.cells] == \
+        [(c.cell_type, c.source, c.metadata, c.id) for c in nb.cells]
+    assert notebook_to_percent(back) == text
+    assert '\n# %% flatlab={"forbid": ["a.b", "c.d"], "function": "f", "id": "hwx.f", "points": 1.5, ' in text
+    assert "\n# %time y = 2\n# !echo hi\n" in text  # magics are commented, and restored on reading
+
+
+def test_source_must_be_a_percent_file_with_a_flatlab_header(tmp_path):
+    nb_path = tmp_path / "hwfix.ipynb"
+    nbformat.write(read_source(FIXTURE), str(nb_path))
+    with pytest.raises(ValueError, match="hwN.py") as e:
+        build_one(nb_path, None, None)
+    assert str(nb_path) in str(e.value)
+    bare = tmp_path / "hwfix.py"
+    bare.write_text("# %%\nx = 1\n")
+    with pytest.raises(ValueError, match="metadata.flatlab.assignment"):
+        build_one(bare, None, None)

@@ -97,10 +97,10 @@ def corpus(tmp, bundles):
     """name -> (tasks, before cells, expected score)."""
     sub = tmp / "subs"
     out = tmp / "out"
-    read = [str(bundles / "hwfix" / "bundle.json"), str(tmp / "solutions" / "hwfix.ipynb"),
-            str(REPO / "tests" / "autograder" / "fixtures" / "hwfix.ipynb"), str(REPO / "autograder" / "grade.py"),
+    read = [str(bundles / "hwfix" / "bundle.json"), str(tmp / "solutions" / "hwfix.py"),
+            str(REPO / "tests" / "autograder" / "fixtures" / "hwfix.py"), str(REPO / "autograder" / "grade.py"),
             str(REPO / ".git" / "HEAD"), str(sub / "reference.ipynb"), "/root/.bash_history", "/etc/shadow",
-            str(_world_readable(tmp) / "hwfix.ipynb")]
+            str(_world_readable(tmp) / "hwfix.py")]
     write = [str(bundles / "hwfix" / "bundle.json"), str(out / "grades.csv"), str(out / "results" / "files.json"),
              str(sub / "reference.ipynb")]
     lst = [str(sub), str(bundles), str(tmp / "solutions"), str(REPO / "tests"), str(out)]
@@ -153,9 +153,9 @@ def graded(tmp_path_factory):
 
 def _grade_corpus(root):
     (root / "solutions").mkdir(parents=True)
-    shutil.copy(FIXTURE, root / "solutions" / "hwfix.ipynb")
+    shutil.copy(FIXTURE, root / "solutions" / "hwfix.py")
     bundles = root / "bundles"
-    build_one(root / "solutions" / "hwfix.ipynb", root / "assignments", bundles)
+    build_one(root / "solutions" / "hwfix.py", root / "assignments", bundles)
     nb = nbformat.read(str(root / "assignments" / "hwfix.ipynb"), as_version=4)
     (root / "subs").mkdir()
     for name, (tasks, before, _) in corpus(root, bundles).items():
@@ -165,8 +165,8 @@ def _grade_corpus(root):
     leak = _world_readable(root)
     leak.mkdir(mode=0o755, exist_ok=True)
     os.chmod(leak, 0o755)
-    shutil.copy(FIXTURE, leak / "hwfix.ipynb")
-    os.chmod(leak / "hwfix.ipynb", 0o644)
+    shutil.copy(FIXTURE, leak / "hwfix.py")
+    os.chmod(leak / "hwfix.py", 0o644)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "autograder", "grade", str(root / "subs"), "--assignment", "hwfix",

@@ -32,10 +32,10 @@ import pytest
 from autograder import export_nbgrader, export_otter
 from autograder._export_common import run_one_test, run_task_tests
 from autograder._export_common import test_rng as export_rng
-from autograder.notebook import cell_meta, parse_source
+from autograder.notebook import cell_meta, parse_source, read_source
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = Path(__file__).parent / "fixtures" / "export_fix.ipynb"
+FIXTURE = Path(__file__).parent / "fixtures" / "export_fix.py"
 REAL = ("hw0", "hw1")
 HIDDEN_MARKS = ("run_task_tests", "run_one_test", "BEGIN HIDDEN TESTS", "def test_")
 
@@ -55,7 +55,7 @@ def _run(cmd, cwd, timings=None):
 
 def _plan(path):
     """Expected points per task for the three submissions, and the task left blank."""
-    nb = nbformat.read(path, as_version=4)
+    nb = read_source(path)
     asg = parse_source(nb)
 
     def used_elsewhere(t):
@@ -97,14 +97,14 @@ def _submissions(student_nb, solution_nb, asg, wrong):
 def sources(tmp_path_factory):
     d = tmp_path_factory.mktemp("solutions")
     for hw in REAL:
-        shutil.copy(REPO / "solutions" / f"{hw}.ipynb", d)
+        shutil.copy(REPO / "solutions" / f"{hw}.py", d)
     return d
 
 
 # ----------------------------------------------------------------------------- fast checks
 def test_exports_regenerate_deterministically(tmp_path):
     """One command per tool regenerates every assignment of solutions/; reruns are byte-identical."""
-    names = sorted(p.stem for p in (REPO / "solutions").glob("*.ipynb"))
+    names = sorted(p.stem for p in (REPO / "solutions").glob("*.py"))
     for k in (1, 2):
         export_nbgrader.main(["--out", str(tmp_path / f"nbg{k}")])
         export_otter.main(["--out", str(tmp_path / f"ot{k}")])
@@ -191,7 +191,7 @@ def test_bad_arguments(tmp_path):
 def _fixture_env(wrong_body=None):
     """Run the fixture's setup and task cells in a fresh namespace, as a kernel would."""
     env = {"__name__": "__main__"}
-    for c in nbformat.read(FIXTURE, as_version=4).cells:
+    for c in read_source(FIXTURE).cells:
         role = cell_meta(c).get("role", "code")
         if c.cell_type == "code" and role in ("code", "task"):
             src = c.source
@@ -257,7 +257,7 @@ def test_nbgrader_end_to_end(sources, tmp_path):
         release = nbformat.read(course / "release" / hw / f"{hw}.ipynb", as_version=4)
         assert not any(m in c.source for c in release.cells for m in HIDDEN_MARKS + ("BEGIN SOLUTION",))
         source = nbformat.read(course / "source" / hw / f"{hw}.ipynb", as_version=4)
-        asg, wrong, expected = _plan(sources / f"{hw}.ipynb")
+        asg, wrong, expected = _plan(sources / f"{hw}.py")
         plans[hw] = (asg, wrong, expected)
         for sid, nb in _submissions(release, source, asg, wrong).items():
             target = course / "submitted" / sid / hw / f"{hw}.ipynb"
@@ -293,7 +293,7 @@ def test_otter_end_to_end(sources, tmp_path):
     _run([sys.executable, "-m", "autograder", "export", "otter", "--out", out,
           "--solutions", sources, "--assignments", *REAL], tmp_path, timings)
     for hw in REAL:
-        asg, wrong, expected = _plan(sources / f"{hw}.ipynb")
+        asg, wrong, expected = _plan(sources / f"{hw}.py")
         _run([sys.executable, "-m", "otter", "assign", f"{hw}/{hw}.ipynb", f"{hw}/dist"], out, timings)
         dist = out / hw / "dist"
         zips = list((dist / "autograder").glob("*.zip"))
@@ -321,9 +321,9 @@ def test_secure_grader_agrees(sources, tmp_path):
     _run([sys.executable, "-m", "autograder", "build", "--solutions", sources,
           "--out", tmp_path / "assignments", "--bundles", tmp_path / "bundles"], tmp_path, timings)
     for hw in REAL:
-        asg, wrong, expected = _plan(sources / f"{hw}.ipynb")
+        asg, wrong, expected = _plan(sources / f"{hw}.py")
         student = nbformat.read(tmp_path / "assignments" / f"{hw}.ipynb", as_version=4)
-        solution = nbformat.read(sources / f"{hw}.ipynb", as_version=4)
+        solution = read_source(sources / f"{hw}.py")
         subs = tmp_path / "subs" / hw
         subs.mkdir(parents=True)
         for sid, nb in _submissions(student, solution, asg, wrong).items():

@@ -21,7 +21,7 @@ def released(tmp_path_factory):
 
 def test_release_has_what_students_need_and_nothing_else(released):
     out, names = released
-    assert names == sorted(p.stem for p in (ROOT / "solutions").glob("hw*.ipynb"))
+    assert names == sorted(p.stem for p in (ROOT / "solutions").glob("hw*.py"))
     top = {p.name for p in out.iterdir()}
     assert top == {"README.md", "assignments", "course", "flatlab", "setup.cfg", "pyproject.toml", STAMP}
     assert not (out / "solutions").exists() and not (out / "autograder").exists() and not (out / "tests").exists()
@@ -32,7 +32,7 @@ def test_release_has_what_students_need_and_nothing_else(released):
 
 def test_release_scan_is_clean_and_catches_a_planted_leak(released, tmp_path):
     out, _ = released
-    sources = sorted((ROOT / "solutions").glob("hw*.ipynb"))
+    sources = sorted((ROOT / "solutions").glob("hw*.py"))
     assert scan_release(out, sources) == []
     planted = tmp_path / "leaky"
     planted.mkdir()
@@ -41,8 +41,9 @@ def test_release_scan_is_clean_and_catches_a_planted_leak(released, tmp_path):
     import nbformat
 
     from autograder.build import _solution_lines
+    from autograder.notebook import read_source
 
-    src = nbformat.read(ROOT / "solutions" / "hw1.ipynb", as_version=4)
+    src = read_source(ROOT / "solutions" / "hw1.py")
     line = sorted(_solution_lines(src))[0]
     student = nbformat.read(out / "assignments" / "hw1.ipynb", as_version=4)
     student.cells[-1].source += "\n" + line
