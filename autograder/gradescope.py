@@ -1,18 +1,32 @@
 """Gradescope: ``python -m autograder export gradescope`` builds an autograder zip that
 runs this same sandboxed grader; ``run`` is what its ``run_autograder`` calls.
 
-Zip layout (Gradescope unpacks it to ``/autograder/source``)::
+Zip layout (Gradescope unpacks it to ``/autograder/source`` and runs ``setup.sh`` there once,
+as root; it copies ``run_autograder`` to ``/autograder/`` and runs it per submission)::
 
-    setup.sh            pip-installs the bundled flatlab + autograder and pinned deps
-    run_autograder      python3 -m autograder.gradescope --assignment hwN
-    requirements.txt    the versions of torch/numpy/... this zip was built and tested with
-    pkg/                flatlab/ + autograder/ sources with setup.cfg, pyproject.toml
+    setup.sh            makes its own venv /autograder/flatlab-venv and installs the wheel into it
+    run_autograder      <venv>/bin/python -m autograder.gradescope --assignment hwN ...
+    requirements.txt    ranges: >= flatlab's minimum, <= the versions this zip was built with
+    wheels/flatlab-<version>-py3-none-any.whl   flatlab + the grader (a built wheel, never a source tree)
     bundle/hwN/bundle.json
 
-``run`` grades the first ``submission/*.ipynb`` and writes ``results/results.json``
-(``score``, ``output``, ``tests[]`` with name, score, max_score, status, output,
-visibility). The root folder is ``$AUTOGRADER_ROOT`` (default ``/autograder``), so the
-whole flow can be tested on a fake tree.
+``setup.sh`` fails on the first error (``set -euo pipefail``), works under a PEP 668
+"externally managed" system Python (it never installs into it), and calls ``apt-get``
+(after ``apt-get update``) only when the interpreter cannot make a venv. Variables it
+honours: ``FLATLAB_PYTHON`` (interpreter for the venv, default ``python3``), ``FLATLAB_TORCH``
+(torch requirement, default ``torch>=2.1,<=<built version>`` from PyPI; e.g. a wheel file or a
+CPU build), ``AUTOGRADER_ROOT`` (default ``/autograder``), ``FLATLAB_SETUP_DRY_RUN=1`` (make the
+venv, resolve every requirement with ``pip install --dry-run --report`` into
+``<venv>/resolve.json``, install only the flatlab wheel without dependencies), and pip's own
+``PIP_INDEX_URL`` / ``PIP_EXTRA_INDEX_URL`` / ``PIP_FIND_LINKS``.
+
+``run`` grades one notebook of ``<root>/submission`` (searched recursively): the one named
+``<assignment>.ipynb``, else the only ``.ipynb``; with several and none so named it grades
+nothing and says which files it found (score 0). It writes ``<root>/results/results.json`` in
+Gradescope's format (``score``, ``execution_time``, ``output``, ``visibility``,
+``stdout_visibility``, ``tests[]`` with name, score, max_score, status, output, visibility).
+The root folder is ``$AUTOGRADER_ROOT`` (default ``/autograder``), so the whole flow can be
+tested on a fake tree.
 """
 from __future__ import annotations
 
@@ -20,7 +34,11 @@ import argparse
 import io
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -28,38 +46,128 @@ from pathlib import Path
 from .build import write_atomic
 from .report import KIND_TEXT
 
-__all__ = ["results_json", "make_zip", "run", "main"]
+__all__ = ["requirements", "build_wheel", "results_json", "make_zip", "pick_submission", "run", "main"]
 
-_SETUP = """#!/usr/bin/env bash
-# Installs the grader and its dependencies (Gradescope runs this once, as root).
+VENV = "flatlab-venv"  # the venv setup.sh makes, in the autograder root
+# what the grader needs beyond flatlab's own install_requires
+_GRADER_REQUIRES = ("nbformat>=5.9",)
+
+_SETUP = r"""#!/usr/bin/env bash
+# Installs flatlab and its grader into their own venv; Gradescope runs this once, as root,
+# in /autograder/source. Stops at the first failing command.
 set -euo pipefail
-apt-get install -y python3 python3-pip >/dev/null 2>&1 || true
-cd /autograder/source
-# torch: use a CPU-only build where your image allows it (set PIP_EXTRA_INDEX_URL), pinned:
-python3 -m pip install -r requirements.txt
-python3 -m pip install ./pkg
+HERE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+PYTHON="${{FLATLAB_PYTHON:-python3}}"
+TORCH="${{FLATLAB_TORCH:-{torch}}}"
+VENV="$ROOT/{venv}"
+WHEEL="$HERE/wheels/{wheel}"
+cd "$HERE"  # never import from the caller's folder (a source checkout there would shadow the wheel)
+
+# a venv, never the system interpreter (PEP 668); apt only if this Python cannot make one
+rm -rf "$VENV"
+if ! "$PYTHON" -m venv "$VENV"; then
+    echo "setup.sh: '$PYTHON -m venv' failed; installing python3-venv with apt-get" >&2
+    rm -rf "$VENV"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y python3 python3-venv
+    PYTHON=python3
+    "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -c 'import sys; assert sys.version_info >= (3, 10), "flatlab needs Python >= 3.10, not " + sys.version'
+echo "setup.sh: $("$PY" -V) in $VENV; torch requirement: $TORCH"
+if [ "${{FLATLAB_SETUP_DRY_RUN:-0}}" = 1 ]; then
+    # resolve everything (index metadata only), install only the flatlab wheel
+    "$PY" -m pip install --dry-run --ignore-installed --report "$VENV/resolve.json" \
+        "$TORCH" -r "$HERE/requirements.txt" "$WHEEL"
+    "$PY" -m pip install --no-deps "$WHEEL"
+else
+    "$PY" -m pip install "$TORCH" -r "$HERE/requirements.txt" "$WHEEL"
+fi
+"$PY" -m pip check || [ "${{FLATLAB_SETUP_DRY_RUN:-0}}" = 1 ]
+if [ "${{FLATLAB_SETUP_DRY_RUN:-0}}" = 1 ]; then  # where it is, without importing its missing dependencies
+    "$PY" -c 'import importlib.util as u; print("setup.sh: flatlab (dry run) from", u.find_spec("flatlab").origin)'
+else
+    "$PY" -c 'import autograder.gradescope, flatlab; print("setup.sh: flatlab", flatlab.__version__, "from", flatlab.__file__)'
+fi
 """
 
 _RUN = """#!/usr/bin/env bash
-# Grades /autograder/submission/*.ipynb in the sandbox -> /autograder/results/results.json
-set -uo pipefail
+# Grades the notebook in /autograder/submission in the sandbox -> /autograder/results/results.json
+set -euo pipefail
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 cd "$ROOT"
-exec "${{AUTOGRADER_PYTHON:-python3}}" -m autograder.gradescope --assignment {assignment} --seed {seed} \\
-    --timeout {timeout} --root "$ROOT"
+exec "${{AUTOGRADER_PYTHON:-$ROOT/{venv}/bin/python}}" -m autograder.gradescope --assignment {assignment} \\
+    --seed {seed} --timeout {timeout} --root "$ROOT"
 """
 
 
-def _versions() -> str:
+def _tested(name: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
-    lines = []
-    for name in ("torch", "numpy", "scipy", "numba", "matplotlib", "tqdm", "nbformat"):
-        try:
-            v = version(name).split("+")[0]
-        except PackageNotFoundError:
-            continue
-        lines.append(f"{name}=={v}")
-    return "\n".join(lines) + "\n"
+    try:
+        return version(name).split("+")[0]
+    except PackageNotFoundError:
+        return None
+
+
+def requirements(wheel: Path) -> tuple[str, list[str]]:
+    """(torch requirement, other requirement lines) for setup.sh: each ``Requires-Dist`` of the
+    wheel (flatlab's minimum) up to the version installed here, so they resolve on every Python
+    that has some release in the range (numpy 2.4 has no cp310 wheel; 2.2 has)."""
+    with zipfile.ZipFile(wheel) as z:
+        meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    lines = [ln.split(":", 1)[1].strip() for ln in meta.splitlines() if ln.startswith("Requires-Dist:")]
+    lines = [ln for ln in lines if "extra ==" not in ln] + list(_GRADER_REQUIRES)
+    torch, out, seen = "torch", [], set()
+    for req in lines:
+        spec, _, marker = (x.strip() for x in req.partition(";"))
+        name = re.match(r"[A-Za-z0-9_.-]+", spec).group(0).lower()
+        top = _tested(name)
+        if top:
+            spec += ("," if spec != name else "") + f"<={top}"
+        spec += f"; {marker}" if marker else ""
+        if name == "torch":
+            torch = spec
+        elif name not in seen:
+            out.append(spec)
+        seen.add(name)
+    return torch, out
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """Build the flatlab wheel (flatlab + autograder) from a clean copy of this source tree."""
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / "setup.cfg").is_file():
+        raise ValueError(f"{repo} is not a flatlab source tree (no setup.cfg): export from a checkout")
+    with tempfile.TemporaryDirectory(prefix="flatlab-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        for name in ("setup.cfg", "pyproject.toml", "README.md"):
+            if (repo / name).exists():
+                (src / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(repo / name, src / name)
+        for pkg in ("flatlab", "autograder"):
+            for p in sorted((repo / pkg).rglob("*")):
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".md"):
+                    (src / p.relative_to(repo)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(p, src / p.relative_to(repo))
+        for p in src.rglob("*"):
+            os.utime(p, (315532800, 315532800))
+        try:  # setuptools >= 70.1 builds wheels itself: no isolated build env to download
+            import setuptools
+            isolate = tuple(int(x) for x in setuptools.__version__.split(".")[:2]) < (70, 1)
+        except ImportError:
+            isolate = True
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(Path(tmp) / "dist"),
+               str(src)] + ([] if isolate else ["--no-build-isolation"])
+        env = dict(os.environ, SOURCE_DATE_EPOCH="315532800", PYTHONHASHSEED="0")
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
+        wheels = sorted((Path(tmp) / "dist").glob("flatlab-*.whl"))
+        if p.returncode != 0 or len(wheels) != 1:
+            raise ValueError(f"building the flatlab wheel failed:\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy2(wheels[0], out_dir / wheels[0].name))
 
 
 def results_json(r: dict, elapsed: float | None = None) -> dict:
@@ -88,25 +196,7 @@ def results_json(r: dict, elapsed: float | None = None) -> dict:
     return out
 
 
-def make_zip(assignment: str, bundles: Path, out: Path, *, seed: int = 0, timeout: float = 60.0) -> Path:
-    """Write ``<out>/gradescope_<assignment>.zip``; returns its path."""
-    bundle = Path(bundles) / assignment / "bundle.json"
-    if not bundle.exists():
-        raise ValueError(f"no grading bundle {bundle}; run `python -m autograder build` first")
-    repo = Path(__file__).resolve().parent.parent
-    files: dict[str, bytes] = {
-        "setup.sh": _SETUP.encode(),
-        "run_autograder": _RUN.format(assignment=assignment, seed=int(seed), timeout=float(timeout)).encode(),
-        "requirements.txt": _versions().encode(),
-        f"bundle/{assignment}/bundle.json": bundle.read_bytes(),
-    }
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
-        if (repo / name).exists():
-            files[f"pkg/{name}"] = (repo / name).read_bytes()
-    for pkg in ("flatlab", "autograder"):
-        for p in sorted((repo / pkg).rglob("*")):
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".md"):
-                files[f"pkg/{p.relative_to(repo)}"] = p.read_bytes()
+def _zip_bytes(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name in sorted(files):
@@ -114,34 +204,72 @@ def make_zip(assignment: str, bundles: Path, out: Path, *, seed: int = 0, timeou
             info.external_attr = (0o755 if name in ("setup.sh", "run_autograder") else 0o644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, files[name])
+    return buf.getvalue()
+
+
+def make_zip(assignment: str, bundles: Path, out: Path, *, seed: int = 0, timeout: float = 60.0) -> Path:
+    """Write ``<out>/gradescope_<assignment>.zip``; returns its path."""
+    bundle = Path(bundles) / assignment / "bundle.json"
+    if not bundle.exists():
+        raise ValueError(f"no grading bundle {bundle}; run `python -m autograder build` first")
+    if timeout <= 0:
+        raise ValueError(f"timeout: expected a positive number of seconds, got {timeout}")
+    with tempfile.TemporaryDirectory(prefix="flatlab-gs-") as tmp:
+        wheel = build_wheel(Path(tmp))
+        torch, reqs = requirements(wheel)
+        files: dict[str, bytes] = {
+            "setup.sh": _SETUP.format(torch=torch, venv=VENV, wheel=wheel.name).encode(),
+            "run_autograder": _RUN.format(assignment=assignment, seed=int(seed), timeout=float(timeout),
+                                          venv=VENV).encode(),
+            "requirements.txt": ("# flatlab's minimum versions up to the ones this zip was built with;"
+                                 " torch is in setup.sh\n" + "\n".join(reqs) + "\n").encode(),
+            f"wheels/{wheel.name}": wheel.read_bytes(),
+            f"bundle/{assignment}/bundle.json": bundle.read_bytes(),
+        }
     path = Path(out) / f"gradescope_{assignment}.zip"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".zip.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    tmp_path = path.with_suffix(".zip.tmp")
+    tmp_path.write_bytes(_zip_bytes(files))
+    os.replace(tmp_path, path)
     return path
 
 
+def pick_submission(folder: Path, assignment: str) -> tuple[Path | None, str]:
+    """The notebook to grade in ``folder`` (searched recursively) and, if none, why not."""
+    found = sorted(p for p in Path(folder).rglob("*.ipynb")
+                   if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    named = [p for p in found if p.name == f"{assignment}.ipynb"]
+    if len(named) == 1:
+        return named[0], ""
+    if len(found) == 1 and not named:
+        return found[0], ""
+    if not found:
+        return None, "no .ipynb file found in the submission"
+    names = ", ".join(str(p.relative_to(folder)) for p in found)
+    return None, (f"the submission holds {len(found)} notebooks ({names}) and "
+                  f"{'several are' if named else 'none is'} named {assignment}.ipynb: "
+                  f"submit exactly one {assignment}.ipynb")
+
+
 def run(root: Path, assignment: str, *, seed: int = 0, timeout: float = 60.0) -> dict:
-    """Grade ``<root>/submission/*.ipynb`` and write ``<root>/results/results.json``."""
-    from .grade import grade_notebook, load_bundle
-    from .sandbox import SandboxConfig
+    """Grade the notebook of ``<root>/submission`` and write ``<root>/results/results.json``."""
+    from .grade import GradingConfig, grade_notebook, load_bundle
     root = Path(root).resolve()
-    bundles = root / "source" / "bundle"
-    bundle = load_bundle(bundles, assignment)
+    bundle = load_bundle(root / "source" / "bundle", assignment)
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(results_dir, 0o700)
-    subs = sorted((root / "submission").glob("*.ipynb"))
     t0 = time.monotonic()
-    # everything in the root except the library itself is hidden from the worker
-    hide = [root / "submission", results_dir, bundles] + [
-        p for p in (root / "source").iterdir() if p.name != "pkg"]
-    target = subs[0] if subs else root / "submission" / "missing.ipynb"
-    r = grade_notebook(target, bundle, seed=seed, cfg=SandboxConfig(timeout=timeout),
+    target, why = pick_submission(root / "submission", assignment)
+    # the worker sees none of the autograder tree but the venv
+    hide = [root / "submission", results_dir, root / "source"]
+    config = GradingConfig(seed=int(seed), cell_timeout=float(timeout), test_timeout=float(timeout))
+    r = grade_notebook(target or root / "submission" / "(not graded).ipynb", bundle, config,
                        hide=[str(p) for p in hide], student="submission")
-    if not subs:
-        r["note"] = "no .ipynb file found in the submission"
+    if why:
+        r["note"] = why
+    elif target.name != f"{assignment}.ipynb":
+        r["note"] = f"graded {target.relative_to(root / 'submission')}"
     res = results_json(r, time.monotonic() - t0)
     write_atomic(results_dir / "results.json", json.dumps(res, indent=1, sort_keys=True) + "\n")
     return res

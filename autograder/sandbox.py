@@ -118,7 +118,8 @@ def default_hide(extra=()) -> list[str]:
     out = {str(Path(__file__).resolve().parent)}
     lib = Path(flatlab.__file__).resolve().parent
     root = lib.parent
-    if (root / "autograder").is_dir():  # a source checkout: hide everything but the library
+    # a source checkout (not a site-packages holding both packages): hide everything but the library
+    if (root / "autograder").is_dir() and any((root / f).is_file() for f in ("setup.cfg", "pyproject.toml")):
         out.update(str(p) for p in root.iterdir() if p.name != lib.name and not p.name.endswith(".egg-info"))
     out.update(str(Path(p).resolve()) for p in extra if p and Path(p).exists())
     keep = [str(Path(tempfile.gettempdir()).resolve())]
