@@ -1,55 +1,85 @@
-"""``python -m autograder build | grade | release | export {gradescope,nbgrader,otter}``."""
+"""``python -m autograder COMMAND``: one argparse entry point for every command.
+
+A command module either exposes ``add_arguments(parser)`` + ``run(args) -> int`` (its options
+join this parser, so ``--help`` shows them with their defaults) or a ``main(argv) -> int``
+that parses its own options. Exit status: what the command returns; 2 for usage errors.
+"""
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "EXPORTS", "main"]
 
-_USAGE = """usage: python -m autograder COMMAND [options]
+# name -> (module, one-line help). Commands whose module is not there yet say so (exit 2).
+COMMANDS = {
+    "build": ("autograder.build", "solutions/*.py -> assignments/*.ipynb + grading bundles (--check: verify)"),
+    "grade": ("autograder.grade", "grade a submission or a folder of submissions in the sandbox"),
+    "release": ("autograder.release", "the student repository: flatlab + assignments + student docs, no solutions"),
+    "report": ("autograder.class_report", "class analytics from a results folder"),
+    "similarity": ("autograder.similarity", "pairs of submissions that look alike"),
+    "mistakes": ("autograder.mistakes", "the registered common mistakes, as graded"),
+}
+EXPORTS = {
+    "gradescope": ("autograder.gradescope", "a Gradescope autograder zip running this grader"),
+    "nbgrader": ("autograder.export_nbgrader", "an nbgrader course folder"),
+    "otter": ("autograder.export_otter", "otter-grader master notebooks"),
+}
+_FMT = argparse.ArgumentDefaultsHelpFormatter
 
-commands:
-  build                 solutions/*.ipynb -> assignments/*.ipynb + grading bundles (--check: verify)
-  grade                 grade a submission or a folder of submissions in the sandbox
-  release               the student repository: flatlab + assignments + student docs, no solutions
-  export gradescope     build a Gradescope autograder zip running this grader
-  export nbgrader       nbgrader course folder (autograder/export_nbgrader.py)
-  export otter          otter-grader master notebooks (autograder/export_otter.py)
 
-`python -m autograder COMMAND --help` shows the options of a command."""
+def _load(module: str):
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        return None
 
-_EXPORTS = {"gradescope": "autograder.gradescope", "nbgrader": "autograder.export_nbgrader",
-            "otter": "autograder.export_otter"}
+
+def _parser(chosen: tuple[str, ...] = ()) -> tuple[argparse.ArgumentParser, dict]:
+    """The parser; only the chosen command's module is imported (``--help`` stays fast).
+    Returns (parser, {command path: module}) for commands that parse their own options."""
+    p = argparse.ArgumentParser(prog="python -m autograder", description="The flatlab grader: build, grade, release, export.", formatter_class=_FMT)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    own = {}
+
+    def add(parent, name, module, text, path):
+        if path != chosen:
+            parent.add_parser(name, help=text, description=text, formatter_class=_FMT)
+            return
+        mod = _load(module)
+        if mod is not None and hasattr(mod, "add_arguments") and hasattr(mod, "run"):
+            s = parent.add_parser(name, help=text, description=text, formatter_class=_FMT)
+            mod.add_arguments(s)
+            s.set_defaults(_run=mod.run)
+        else:  # parses its own argv (or is not available yet)
+            parent.add_parser(name, help=text, add_help=False)
+            own[path] = mod
+
+    for name, (module, text) in COMMANDS.items():
+        add(sub, name, module, text, (name,))
+    ex = sub.add_parser("export", help="export the course to another grading platform", formatter_class=_FMT)
+    exsub = ex.add_subparsers(dest="target", metavar="TARGET", required=True)
+    for name, (module, text) in EXPORTS.items():
+        add(exsub, name, module, text, ("export", name))
+    return p, own
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_USAGE)
-        return 0 if argv else 2
-    cmd, rest = argv[0], argv[1:]
-    if cmd == "build":
-        from .build import main as run
-    elif cmd == "grade":
-        from .grade import main as run
-    elif cmd == "release":
-        from .release import main as run
-    elif cmd == "export":
-        if not rest or rest[0] not in _EXPORTS:
-            print(f"usage: python -m autograder export {{{','.join(_EXPORTS)}}} [options]", file=sys.stderr)
+    chosen = tuple(argv[:2]) if argv[:1] == ["export"] else tuple(argv[:1])
+    p, own = _parser(chosen)
+    if chosen in own:  # forward the rest of the command line to the module's own parser
+        mod = own[chosen]
+        if mod is None:
+            table = EXPORTS if chosen[0] == "export" else COMMANDS
+            print(f"{' '.join(chosen)}: {table[chosen[-1]][0]} is not available yet", file=sys.stderr)
             return 2
-        try:
-            mod = importlib.import_module(_EXPORTS[rest[0]])
-        except ModuleNotFoundError as e:
-            if e.name != _EXPORTS[rest[0]]:
-                raise
-            print(f"export {rest[0]}: {_EXPORTS[rest[0]]} is not available yet", file=sys.stderr)
-            return 2
-        run, rest = mod.main, rest[1:]
-    else:
-        print(f"unknown command {cmd!r}\n\n{_USAGE}", file=sys.stderr)
-        return 2
-    return int(run(rest) or 0)
+        return int(mod.main(argv[len(chosen):]) or 0)
+    a = p.parse_args(argv)  # exits 2 on a usage error, 0 after --help
+    return int(a._run(a) or 0)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,14 @@
-"""Feedback for students (Markdown, HTML) and the class ``grades.csv``, from results dicts.
+"""Feedback for students (Markdown, HTML), from results dicts (the class CSVs: :mod:`autograder.gradebook`).
 
-Feedback shows, per failed hidden test, its docstring and what went wrong (wrong value
-with a got/expected summary, the exception your code raised, timeout, crash, forbidden
-call); never hidden-test code.
+Feedback shows, per failed hidden test, its docstring and what went wrong (a wrong value
+described by its relative error, sign and ratio, never by the expected value; the exception
+your code raised; timeout, crash, forbidden call); never hidden-test code.
 """
 from __future__ import annotations
 
-import csv
 import html
-import io
-from pathlib import Path
 
-__all__ = ["KIND_TEXT", "feedback_markdown", "feedback_html", "write_csv"]
+__all__ = ["KIND_TEXT", "feedback_markdown", "feedback_html"]
 
 KIND_TEXT = {
     "passed": "passed",
@@ -95,17 +92,3 @@ def feedback_html(r: dict) -> str:
     title = html.escape(f"{r['assignment']} feedback: {r['student']}")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
-
-
-def write_csv(results: list[dict], path: Path) -> None:
-    """One row per student: status, score, max, one column per task."""
-    from .build import write_atomic
-    task_ids = [t["id"] for t in results[0]["tasks"]] if results else []
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["student", "status", "score", "max_score", *task_ids])
-    for r in sorted(results, key=lambda r: r["student"]):
-        scores = {t["id"]: t["score"] for t in r["tasks"]}
-        w.writerow([r["student"], r["status"], _fmt(r["score"]), _fmt(r["max_score"]),
-                    *[_fmt(scores.get(k, 0.0)) for k in task_ids]])
-    write_atomic(Path(path), buf.getvalue())
