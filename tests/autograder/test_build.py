@@ -95,8 +95,9 @@ def test_cli_runs_as_module(tmp_path):
                        text=True)
     assert p.returncode == 0 and (tmp_path / "assignments" / "hwfix.ipynb").exists()
     assert (tmp_path / "build" / "grading" / "hwfix" / "bundle.json").exists()
+    assert (tmp_path / "build" / "solutions" / "hwfix.ipynb").exists()  # the solution notebook, by default
     p = subprocess.run([sys.executable, "-m", "autograder", "frobnicate"], env=env, capture_output=True, text=True)
-    assert p.returncode == 2 and "unknown command" in p.stderr
+    assert p.returncode == 2 and "invalid choice: 'frobnicate'" in p.stderr
 
 
 def _source():
