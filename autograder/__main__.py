@@ -16,6 +16,7 @@ __all__ = ["COMMANDS", "EXPORTS", "main"]
 COMMANDS = {
     "build": ("autograder.build", "solutions/*.py -> assignments/*.ipynb + grading bundles (--check: verify)"),
     "grade": ("autograder.grade", "grade a submission or a folder of submissions in the sandbox"),
+    "gradebook": ("autograder.gradebook", "rebuild grades.csv / grades_canvas.csv of a grading folder (after manual.csv)"),
     "release": ("autograder.release", "the student repository: flatlab + assignments + student docs, no solutions"),
     "report": ("autograder.class_report", "class analytics from a results folder"),
     "similarity": ("autograder.similarity", "pairs of submissions that look alike"),

@@ -477,13 +477,13 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
     sub_seed = submission_seed(config.seed, student, digest)
     run = [(i, strip_magics(src)) for i, src in run]
     ns = _hidden_namespace(bundle)
-    _warm_trusted()
     session = Session(run, config.sandbox(), slot=slot, hide=hide)
     deadline = time.monotonic() + config.submission_timeout
     dog = _Watchdog(session, config.submission_timeout)
     status, tasks, student_total, trusted_total = "graded", [], 0.0, 0.0
     try:
         session.warm()
+        _warm_trusted()  # (normally done by then: `run` starts it in the background)
         for task in bundle["tasks"]:
             static = static_forbidden(task_src.get(task["id"], ""), task["forbid"])
             tests = []
@@ -675,6 +675,7 @@ def run(a: argparse.Namespace) -> int:
     prestart()  # the fork server imports torch while this process does the same
     import torch
     torch.set_num_threads(1)
+    threading.Thread(target=_warm_trusted, daemon=True).start()  # while the first worker starts
     out = Path(a.out or Path("graded") / a.assignment)
     hide = [str(src.resolve() if src.is_dir() else src.resolve().parent), str(Path(a.bundles).resolve()),
             str(out.resolve())]

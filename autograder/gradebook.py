@@ -9,13 +9,14 @@ fills in; they are kept apart from the autograded points.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
 import sys
 from pathlib import Path
 
-__all__ = ["load_results", "rebuild", "CANVAS_HEAD"]
+__all__ = ["load_results", "rebuild", "CANVAS_HEAD", "add_arguments", "run"]
 
 CANVAS_HEAD = ["Student", "ID", "SIS User ID", "Section"]
 
@@ -131,3 +132,26 @@ def rebuild(out: Path, roster: Path | None = None, warn=_warn) -> list[dict]:
         canvas += [[r["student"], "", r["student"], "", _fmt(r["score"])] for r in results]
     _write(out / "grades_canvas.csv", canvas)
     return results
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", type=Path, help="a grading output folder (holding results/), e.g. graded/hw0")
+    p.add_argument("--roster", type=Path, default=None,
+                   help="Canvas gradebook export (Student, ID, SIS User ID, Section) for grades_canvas.csv")
+
+
+def run(a: argparse.Namespace) -> int:
+    """``python -m autograder gradebook OUT``: rebuild the CSVs (e.g. after editing manual.csv)."""
+    if not (a.out / "results").is_dir():
+        print(f"error: {a.out} has no results/ folder (run `python -m autograder grade` first)", file=sys.stderr)
+        return 2
+    if a.roster is not None and not a.roster.is_file():
+        print(f"error: --roster {a.roster} does not exist", file=sys.stderr)
+        return 2
+    try:
+        results = rebuild(a.out, roster=a.roster)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(results)} student(s) -> {a.out / 'grades.csv'}, {a.out / 'grades_canvas.csv'}")
+    return 0

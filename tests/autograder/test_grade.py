@@ -252,3 +252,19 @@ def test_gradebook_is_rebuilt_from_all_results_with_manual_points_and_canvas(tmp
     roster.write_text("Name,ID\nx,1\n")
     with pytest.raises(ValueError, match="missing column"):
         rebuild(tmp_path, roster=roster, warn=warnings.append)
+
+
+def test_gradebook_command_rebuilds_after_manual_points(tmp_path, capsys):
+    from autograder.__main__ import main
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "bob.json").write_text(json.dumps(_fake_result("bob", score=2.0)))
+    assert main(["gradebook", str(tmp_path)]) == 0
+    assert "bob,graded,2,7,,2,2,2," in (tmp_path / "grades.csv").read_text()
+    (tmp_path / "manual.csv").write_text("student,hwfix.reflect\nbob,2\n")
+    assert main(["gradebook", str(tmp_path)]) == 0
+    assert "bob,graded,2,7,2,2,4,2,2" in (tmp_path / "grades.csv").read_text()
+    assert main(["gradebook", str(tmp_path / "missing")]) == 2
+    assert "has no results/ folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["gradebook"])
+    assert e.value.code == 2
