@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.notebook import notebook_to_percent, read_source
+from autograder.notebook import notebook_to_percent, parse_source, read_source
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = [f"hw{i}" for i in range(6)]  # the core course (the syllabus total row)
@@ -182,8 +182,10 @@ def test_grading_solution_untouched_and_one_wrong(name, fresh_build, tmp_path):
                          for task in res["tasks"] for t in task["tests"] if not t["passed"]]
     assert set(rows) == {"solution", "untouched", "one_wrong"}
     full = float(rows["solution"]["max_score"])
-    task_cols = [k for k in rows["solution"] if k.startswith(name + ".")]
+    manual = {q.id for q in parse_source(read_source(ROOT / "solutions" / f"{name}.py")).manual}
+    task_cols = [k for k in rows["solution"] if k.startswith(name + ".") and k not in manual]
     assert task_cols and full > 0
+    assert manual and all(row[q] == "" for row in rows.values() for q in manual)  # graded by hand, later
     assert float(rows["solution"]["score"]) == pytest.approx(full), rows["solution"]["failed"]
     assert rows["untouched"]["status"] == "graded", rows["untouched"]
     assert float(rows["untouched"]["score"]) == 0.0, rows["untouched"]
