@@ -22,15 +22,20 @@ import copy
 import hashlib
 import io
 import os
+import re
+import shutil
+import subprocess
+import sys
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import nbformat
 
 __all__ = [
     "REPO", "SEED_VARIABLE", "source_notebooks", "load_source", "empty_like", "clean_copy",
-    "write_text_atomic", "write_notebook_atomic",
+    "write_text_atomic", "write_notebook_atomic", "build_wheel", "requirements",
     "string_literal", "todo_line", "stub_lines", "indent_block",
     "test_rng", "Student", "run_task_tests", "run_one_test",
 ]
@@ -112,6 +117,76 @@ def string_literal(text: str) -> str:
     if "'''" not in text and not text.endswith("\\") and "\r" not in text:
         return "r'''" + text + "'''"
     return repr(text)
+
+
+# what the grader needs beyond flatlab's own install_requires
+_GRADER_REQUIRES = ("nbformat>=5.9",)
+
+
+def _tested(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name).split("+")[0]
+    except PackageNotFoundError:
+        return None
+
+
+def requirements(wheel: Path) -> tuple[str, list[str]]:
+    """(torch requirement, other requirement lines) for setup.sh: each ``Requires-Dist`` of the
+    wheel (flatlab's minimum) up to the version installed here, so they resolve on every Python
+    that has some release in the range (numpy 2.4 has no cp310 wheel; 2.2 has)."""
+    with zipfile.ZipFile(wheel) as z:
+        meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    lines = [ln.split(":", 1)[1].strip() for ln in meta.splitlines() if ln.startswith("Requires-Dist:")]
+    lines = [ln for ln in lines if "extra ==" not in ln] + list(_GRADER_REQUIRES)
+    torch, out, seen = "torch", [], set()
+    for req in lines:
+        spec, _, marker = (x.strip() for x in req.partition(";"))
+        name = re.match(r"[A-Za-z0-9_.-]+", spec).group(0).lower()
+        top = _tested(name)
+        if top:
+            spec += ("," if spec != name else "") + f"<={top}"
+        spec += f"; {marker}" if marker else ""
+        if name == "torch":
+            torch = spec
+        elif name not in seen:
+            out.append(spec)
+        seen.add(name)
+    return torch, out
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """Build the flatlab wheel (flatlab + autograder) from a clean copy of this source tree."""
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / "setup.cfg").is_file():
+        raise ValueError(f"{repo} is not a flatlab source tree (no setup.cfg): export from a checkout")
+    with tempfile.TemporaryDirectory(prefix="flatlab-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        for name in ("setup.cfg", "pyproject.toml", "README.md"):
+            if (repo / name).exists():
+                (src / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(repo / name, src / name)
+        for pkg in ("flatlab", "autograder"):
+            for p in sorted((repo / pkg).rglob("*")):
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".md"):
+                    (src / p.relative_to(repo)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(p, src / p.relative_to(repo))
+        for p in src.rglob("*"):
+            os.utime(p, (315532800, 315532800))
+        try:  # setuptools >= 70.1 builds wheels itself: no isolated build env to download
+            import setuptools
+            isolate = tuple(int(x) for x in setuptools.__version__.split(".")[:2]) < (70, 1)
+        except ImportError:
+            isolate = True
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(Path(tmp) / "dist"),
+               str(src)] + ([] if isolate else ["--no-build-isolation"])
+        env = dict(os.environ, SOURCE_DATE_EPOCH="315532800", PYTHONHASHSEED="0")
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
+        wheels = sorted((Path(tmp) / "dist").glob("flatlab-*.whl"))
+        if p.returncode != 0 or len(wheels) != 1:
+            raise ValueError(f"building the flatlab wheel failed:\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy2(wheels[0], out_dir / wheels[0].name))
 
 
 # --------------------------------------------------------------------------- runtime side

@@ -29,7 +29,8 @@ import nbformat
 
 from .notebook import MARKERS, Assignment, cell_meta, parse_source, read_source, solution_regions
 
-__all__ = ["student_notebook", "bundle_dict", "find_leaks", "build_one", "write_atomic", "main"]
+__all__ = ["grade_id", "nbgrader_meta", "autograder_cell_text", "nbgrader_cells", "student_notebook", "bundle_dict",
+           "find_leaks", "build_one", "write_atomic", "main"]
 
 BUNDLE_FORMAT = 1
 _MD_BEGIN, _MD_END = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
@@ -73,16 +74,87 @@ def _manual_stub(source: str) -> str:
     return head + "_Your answer here._" + tail
 
 
+def grade_id(task_id: str, suffix: str = "") -> str:
+    """nbgrader's ``grade_id`` of a task: nbgrader allows only ``[a-zA-Z0-9_-]``, so ``hw1.x -> hw1-x``."""
+    return task_id.replace(".", "-") + (f"-{suffix}" if suffix else "")
+
+
+def nbgrader_meta(gid: str, *, grade=False, solution=False, locked=False, points=None) -> dict:
+    """One cell's ``metadata.nbgrader`` (schema 3)."""
+    m = {"grade": grade, "grade_id": gid, "locked": locked, "schema_version": 3,
+         "solution": solution, "task": False}
+    if points is not None:
+        m["points"] = float(points)
+    return m
+
+
+def autograder_cell_text(task) -> str:
+    """The visible text of a task's nbgrader autograder-tests cell (its hidden tests are not in it)."""
+    return (f"# Autograder tests for {task.id} ({task.points:g} points) run in this cell when the\n"
+            "# notebook is graded with nbgrader; leave the cell as it is.")
+
+
+def nbgrader_cells(nb, asg: Assignment) -> dict[int, dict]:
+    """``metadata.nbgrader`` of the source cells that nbgrader tracks, by cell index.
+
+    Shared by the student copy and the nbgrader export, so a notebook made from either one
+    grades under ``nbgrader autograde``: task -> solution cell ``<id>-code``; public test ->
+    read-only ``<id>-check``; the first hidden-test cell of a task -> the task's autograder
+    cell ``<id>`` (its points); manual -> graded answer ``<id>``; an experiment with solution
+    regions -> solution cell.
+    """
+    tasks, manual = {t.id: t for t in asg.tasks}, {q.id: q for q in asg.manual}
+    out, used, n_exp = {}, set(), 0
+    for i, cell in enumerate(nb.cells):
+        meta = cell_meta(cell)
+        role, tid = meta.get("role"), meta.get("id")
+        m = None
+        if cell.cell_type == "markdown" and role == "manual":
+            m = nbgrader_meta(grade_id(tid), grade=True, solution=True, points=manual[tid].points)
+        elif cell.cell_type != "code":
+            pass
+        elif role == "task":
+            m = nbgrader_meta(grade_id(tid, "code"), solution=True)
+        elif role == "public_test":
+            k = sum(1 for u in used if u == grade_id(tid, "check") or u.startswith(grade_id(tid, "check") + "_"))
+            m = nbgrader_meta(grade_id(tid, "check") + (f"_{k + 1}" if k else ""), locked=True)
+        elif role == "hidden_test" and grade_id(tid) not in used:
+            m = nbgrader_meta(grade_id(tid), grade=True, locked=True, points=tasks[tid].points)
+        elif role == "experiment":
+            n_exp += 1
+            gid = grade_id(tid) if tid and grade_id(tid) not in used else f"{asg.name}-experiment{n_exp}"
+            if "### BEGIN SOLUTION" in cell.source:  # nbgrader would replace a region-less solution cell whole
+                m = nbgrader_meta(gid, solution=True)
+        if m:
+            out[i] = m
+            used.add(m["grade_id"])
+    return out
+
+
 def student_notebook(nb, asg: Assignment):
-    """The student copy of a parsed source notebook (a new ``nbformat`` node)."""
+    """The student copy of a parsed source notebook (a new ``nbformat`` node).
+
+    Besides ``metadata.flatlab`` (what the secure grader reads) it carries what nbgrader and
+    otter need to grade a copy of it: :func:`nbgrader_cells` metadata, one read-only
+    autograder cell per task where its hidden tests were (nbgrader puts them back when
+    grading), ``metadata.otter.assignment_name``, and the tag ``otter_ignore`` on experiments.
+    """
     out = nbformat.v4.new_notebook()
     out.metadata = {k: copy.deepcopy(v) for k, v in nb.metadata.items()
                     if k in ("kernelspec", "language_info")}
     out.metadata["flatlab"] = {"assignment": asg.name, "title": asg.title}
+    out.metadata["otter"] = {"assignment_name": asg.name}
     summaries = {t.id: t.summary for t in asg.tasks}
+    nbg = nbgrader_cells(nb, asg)
     for i, cell in enumerate(nb.cells):
         meta = cell_meta(cell)
         role = meta.get("role")
+        if role == "hidden_test" and i in nbg:
+            new = nbformat.v4.new_code_cell(autograder_cell_text(asg.task(meta["id"])))
+            new.id = f"{cell.get('id') or f'cell-{i}'}-tests"
+            new.metadata = {"deletable": False, "editable": False, "nbgrader": nbg[i]}
+            out.cells.append(new)
+            continue
         if role == "hidden_test" or cell.cell_type not in ("code", "markdown"):
             continue
         keep_meta = {"role": role} if role else {}
@@ -100,6 +172,10 @@ def student_notebook(nb, asg: Assignment):
             new = nbformat.v4.new_markdown_cell(_manual_stub(src) if role == "manual" else src)
         new.id = cell.get("id") or f"cell-{i}"
         new.metadata = {"flatlab": keep_meta} if keep_meta else {}
+        if i in nbg:
+            new.metadata["nbgrader"] = nbg[i]
+        if role == "experiment":
+            new.metadata["tags"] = ["otter_ignore"]  # otter run skips it, as our grader does
         out.cells.append(new)
     return out
 

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import nbformat
 
 from autograder._export_common import (
-    REPO, SEED_VARIABLE, clean_copy, empty_like, load_source, source_notebooks, string_literal, stub_lines,
-    write_notebook_atomic,
+    REPO, SEED_VARIABLE, build_wheel, clean_copy, empty_like, load_source, source_notebooks, string_literal, stub_lines,
+    requirements, write_notebook_atomic,
 )
 from autograder.notebook import cell_meta
 
@@ -71,12 +73,26 @@ def _test_config(points, hidden: bool) -> str:
     return '""" # BEGIN TEST CONFIG\n' + _yaml(cfg) + '\n""" # END TEST CONFIG\n'
 
 
-def _public_case(task_id: str, source: str) -> str:
+def _public_case(task_id: str, source: str, before: list[str]) -> str:
+    """The self-check as a test case. It runs in a copy of the notebook's globals after the
+    self-checks above it (their failures ignored): in the notebook a self-check may use what an
+    earlier one defined (hw1's ``_X``), and otter runs the checks in its own order."""
     return _test_config(0, False) + "\n".join([
         "def test_self_check(env):",
         f'    """The notebook\'s self-check for {task_id}."""',
+        "    import contextlib, io",
+        "    ns = dict(env)",
+        "    earlier = [",
+        *[f"        {string_literal(b)}," for b in before],
+        "    ]",
+        "    for code in earlier:",
+        "        try:",
+        "            with contextlib.redirect_stdout(io.StringIO()):",
+        '                exec(compile(code, "<earlier self-check>", "exec"), ns)',
+        "        except Exception:  # noqa: BLE001 - only its definitions matter here",
+        "            pass",
         f"    source = {string_literal(source)}",
-        f'    exec(compile(source, "<self-check {task_id}>", "exec"), dict(env))',
+        f'    exec(compile(source, "<self-check {task_id}>", "exec"), ns)',
     ])
 
 
@@ -91,19 +107,27 @@ def _hidden_case(task, test: str, doc: str, points, source: str, seed: int) -> s
     ])
 
 
-def otter_notebook(path: str | Path, *, seed: int = 0):
-    """The otter master notebook for one FORMAT source notebook. Returns (name, notebook)."""
+def otter_notebook(path: str | Path, *, seed: int = 0, wheel: str | None = None, requires=()):
+    """The otter master notebook for one FORMAT source notebook. Returns (name, notebook).
+
+    ``wheel``: file name of a flatlab wheel next to the master notebook; the autograder zip
+    then carries it and its environment installs it with ``requires`` (torch and the rest).
+    """
     src, asg, tasks, manual, hidden = load_source(path)
     shares = asg.test_points()
-    public = {}
+    public, order = {}, []  # self-checks by task, and all of them in notebook order
     for cell in src.cells:
         m = cell_meta(cell)
         if cell.cell_type == "code" and m.get("role") == "public_test":
-            public.setdefault(m["id"], []).append(cell.source)
+            public.setdefault(m["id"], []).append((len(order), cell.source))
+            order.append(cell.source)
     config = {"name": asg.name, "init_cell": True, "check_all_cell": False, "export_cell": False,
               "generate": {"pdf": False}, "tests": {"files": False, "ok_format": False},
               "seed": {"variable": SEED_VARIABLE, "autograder_value": seed, "student_value": seed},
               "strip_solutions_from_all_cells": True}
+    if wheel:  # Gradescope unpacks the zip to /autograder/source, its autograder_files to files/
+        config["autograder_files"] = [wheel]
+        config["requirements"] = [*requires, f"/autograder/source/files/{wheel}"]
     nb = empty_like(src)
     cells = [_raw("# ASSIGNMENT CONFIG\n" + _yaml(config))]
     for cell in src.cells:
@@ -131,8 +155,8 @@ def otter_notebook(path: str | Path, *, seed: int = 0):
             names = [x for x in asg.tests if x.task == tid]
             cells += [_raw("# BEGIN QUESTION\n" + _yaml({"name": tid, "points": t.points})),
                       _raw("# BEGIN SOLUTION"), new, _raw("# END SOLUTION"), _raw("# BEGIN TESTS")]
-            for k, code in enumerate(public.get(tid, [])):
-                cells.append(nbformat.v4.new_code_cell(_public_case(tid, code).replace(
+            for k, (pos, code) in enumerate(public.get(tid, [])):
+                cells.append(nbformat.v4.new_code_cell(_public_case(tid, code, order[:pos]).replace(
                     "def test_self_check(", f"def test_self_check{k + 1 if k else ''}(")))
             for j, x in enumerate(names):
                 # the last test takes the remainder, so float shares always sum to the total
@@ -154,13 +178,19 @@ def otter_notebook(path: str | Path, *, seed: int = 0):
 
 def export(out: str | Path, *, solutions: str | Path = REPO / "solutions",
            assignments: list[str] | None = None, seed: int = 0) -> list[Path]:
-    """Write ``out/<hw>/<hw>.ipynb`` for each source notebook; return the written files."""
+    """Write ``out/<hw>/<hw>.ipynb`` and the flatlab wheel next to it for each source; return the
+    written files."""
     out, written = Path(out), []
-    for path in source_notebooks(solutions, assignments):
-        name, nb = otter_notebook(path, seed=seed)
-        target = out / name / f"{name}.ipynb"
-        write_notebook_atomic(target, nb)
-        written.append(target)
+    paths = source_notebooks(solutions, assignments)
+    with tempfile.TemporaryDirectory(prefix="flatlab-otter-") as tmp:
+        wheel = build_wheel(Path(tmp))
+        torch, reqs = requirements(wheel)
+        for path in paths:
+            name, nb = otter_notebook(path, seed=seed, wheel=wheel.name, requires=[torch, *reqs])
+            target = out / name / f"{name}.ipynb"
+            write_notebook_atomic(target, nb)
+            shutil.copyfile(wheel, target.parent / wheel.name)
+            written += [target, target.parent / wheel.name]
     return written
 
 

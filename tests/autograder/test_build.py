@@ -31,7 +31,9 @@ def test_student_notebook_has_no_solution_or_hidden_material(built):
     assert all(c.get("outputs", []) == [] and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
     task = next(c for c in nb.cells if c.metadata.get("flatlab", {}).get("id") == "hwfix.mse"
                 and c.metadata["flatlab"]["role"] == "task")
-    assert task.metadata == {"flatlab": {"role": "task", "id": "hwfix.mse"}}
+    assert task.metadata == {"flatlab": {"role": "task", "id": "hwfix.mse"},  # + what nbgrader needs
+                             "nbgrader": {"grade": False, "grade_id": "hwfix-mse-code", "locked": False,
+                                          "schema_version": 3, "solution": True, "task": False}}
     assert '    # TODO: Task hwfix.mse\n    raise NotImplementedError("Task hwfix.mse: mean of the squared' in task.source
     manual = next(c for c in nb.cells if c.metadata.get("flatlab", {}).get("role") == "manual")
     assert "_Your answer here._" in manual.source and "Why does a squared loss" in manual.source

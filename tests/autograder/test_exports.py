@@ -1,10 +1,13 @@
-"""The nbgrader and otter exports (issue 6), checked end to end without Docker.
+"""The nbgrader and otter exports, checked end to end with the real tools, without Docker.
 
-For hw0 and hw1 (the real sources in ``solutions/``) each path grades three submissions
-made from its own student notebook: the solution (full marks), the blank notebook (0)
-and the solution with one task left blank (loses exactly that task's points). Each path,
-and the secure grader (``python -m autograder grade``), must give exactly the per-task
-points the source notebook implies, so the three agree task by task.
+All submissions are made from the files students get: the student notebook
+``assignments/hw1.ipynb`` (``python -m autograder build``), and for each tool also its own
+student notebook (nbgrader's ``release/``, otter's ``dist/student/``). Three submissions per
+tool: the solution (full marks), the blank notebook (0) and the solution with one task left
+blank (loses exactly that task's points). nbgrader autograde, otter run and the secure grader
+(``python -m autograder grade``) must each give exactly the per-task points the source implies
+(``_plan``), so all three agree task by task on the same files. hw1 only: one notebook per tool
+run keeps this module to a few minutes.
 
 nbgrader and otter come from the ``grading`` extra; they are imported at the top so a
 missing install fails this module instead of skipping it.
@@ -21,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -36,12 +40,12 @@ from autograder.notebook import cell_meta, parse_source, read_source
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).parent / "fixtures" / "export_fix.py"
-REAL = ("hw0", "hw1")
+HW = "hw1"
 HIDDEN_MARKS = ("run_task_tests", "run_one_test", "BEGIN HIDDEN TESTS", "def test_")
 
 
 # ----------------------------------------------------------------------------- helpers
-def _run(cmd, cwd, timings=None):
+def _run(cmd, cwd, timings=None, ok=True):
     env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg",
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     t0 = time.perf_counter()
@@ -49,7 +53,8 @@ def _run(cmd, cwd, timings=None):
     if timings is not None:
         key = " ".join(str(c) for c in cmd[2:4])
         timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
-    assert r.returncode == 0, f"{cmd} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    if ok:
+        assert r.returncode == 0, f"{cmd} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
 
 
@@ -94,11 +99,15 @@ def _submissions(student_nb, solution_nb, asg, wrong):
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory):
-    d = tmp_path_factory.mktemp("solutions")
-    for hw in REAL:
-        shutil.copy(REPO / "solutions" / f"{hw}.py", d)
-    return d
+def course(tmp_path_factory):
+    """hw1's source, its solution notebook, and the student notebook students get from build."""
+    d = tmp_path_factory.mktemp("course")
+    shutil.copy(REPO / "solutions" / f"{HW}.py", d / f"{HW}.py")
+    _run([sys.executable, "-m", "autograder", "build", "--solutions", d, "--out", d / "assignments",
+          "--bundles", d / "bundles"], d)
+    asg, wrong, expected = _plan(d / f"{HW}.py")
+    return {"dir": d, "source": d / f"{HW}.py", "student": nbformat.read(d / "assignments" / f"{HW}.ipynb", 4),
+            "solution": read_source(d / f"{HW}.py"), "asg": asg, "wrong": wrong, "expected": expected}
 
 
 # ----------------------------------------------------------------------------- fast checks
@@ -245,93 +254,100 @@ def test_inkernel_grading_can_be_tampered_with():
 
 # ----------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_nbgrader_end_to_end(sources, tmp_path):
-    """generate_assignment, autograde, generate_feedback, export: scores as the source implies,
-    feedback shows failure docstrings and no hidden-test code."""
-    course, timings = tmp_path / "course", {}
-    _run([sys.executable, "-m", "autograder", "export", "nbgrader", "--out", course,
-          "--solutions", sources, "--assignments", *REAL], tmp_path, timings)
-    plans = {}
-    for hw in REAL:
-        _run([sys.executable, "-m", "nbgrader", "generate_assignment", hw, "--force"], course, timings)
-        release = nbformat.read(course / "release" / hw / f"{hw}.ipynb", as_version=4)
-        assert not any(m in c.source for c in release.cells for m in HIDDEN_MARKS + ("BEGIN SOLUTION",))
-        source = nbformat.read(course / "source" / hw / f"{hw}.ipynb", as_version=4)
-        asg, wrong, expected = _plan(sources / f"{hw}.py")
-        plans[hw] = (asg, wrong, expected)
-        for sid, nb in _submissions(release, source, asg, wrong).items():
-            target = course / "submitted" / sid / hw / f"{hw}.ipynb"
-            target.parent.mkdir(parents=True)
-            nbformat.write(nb, target)
-        _run([sys.executable, "-m", "nbgrader", "autograde", hw], course, timings)
-        _run([sys.executable, "-m", "nbgrader", "generate_feedback", hw], course, timings)
-    _run([sys.executable, "-m", "nbgrader", "export"], course, timings)
+def test_nbgrader_end_to_end(course, tmp_path):
+    """generate_assignment, autograde, generate_feedback, export on copies of assignments/hw1.ipynb
+    and of nbgrader's release copy: scores as the source implies, feedback without hidden-test code;
+    a notebook without nbgrader's cells fails autograde loudly instead of scoring 0."""
+    root, timings = tmp_path / "course", {}
+    asg, wrong, expected = course["asg"], course["wrong"], course["expected"]
+    _run([sys.executable, "-m", "autograder", "export", "nbgrader", "--out", root,
+          "--solutions", course["dir"], "--assignments", HW], tmp_path, timings)
+    _run([sys.executable, "-m", "nbgrader", "generate_assignment", HW, "--force"], root, timings)
+    release = nbformat.read(root / "release" / HW / f"{HW}.ipynb", as_version=4)
+    assert not any(m in c.source for c in release.cells for m in HIDDEN_MARKS + ("BEGIN SOLUTION",))
+    subs = _submissions(course["student"], course["solution"], asg, wrong)
+    subs["release_wrong"] = _splice(release, course["solution"], {t.id for t in asg.tasks} - {wrong})
+    expected = {**expected, "release_wrong": expected["wrong"]}
+    old = copy.deepcopy(course["student"])  # a copy without nbgrader's metadata (an old build)
+    for c in old.cells:
+        c.metadata.pop("nbgrader", None)
+    subs["no_metadata"] = old
+    for sid, nb in subs.items():
+        target = root / "submitted" / sid / HW / f"{HW}.ipynb"
+        target.parent.mkdir(parents=True)
+        nbformat.write(nb, target)
+    r = _run([sys.executable, "-m", "nbgrader", "autograde", HW], root, timings, ok=False)
+    log = r.stdout + r.stderr
+    assert r.returncode != 0 and "lacks the nbgrader cells" in log and "assignments/hw1.ipynb" in log
+    _run([sys.executable, "-m", "nbgrader", "generate_feedback", HW], root, timings, ok=False)
+    _run([sys.executable, "-m", "nbgrader", "export"], root, timings)
     print("nbgrader timings (s):", {k: round(v, 1) for k, v in timings.items()})
-    rows = {(r["assignment"], r["student_id"]): r for r in csv.DictReader(open(course / "grades.csv"))}
+    rows = {r["student_id"]: r for r in csv.DictReader(open(root / "grades.csv"))}
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        for hw, (asg, wrong, expected) in plans.items():
-            manual = sum(q.points for q in asg.manual)
-            for sid, per_task in expected.items():
-                got = {t.id: gb.find_grade(export_nbgrader.grade_id(t.id), hw, hw, sid).score
-                       for t in asg.tasks}
-                assert got == pytest.approx(per_task, abs=1e-9), (hw, sid)
-                assert float(rows[(hw, sid)]["score"]) == pytest.approx(sum(per_task.values()))
-                total = sum(t.points for t in asg.tasks) + manual
-                assert float(rows[(hw, sid)]["max_score"]) == pytest.approx(total)
-            html = (course / "feedback" / "wrong" / hw / f"{hw}.html").read_text()
-            assert not any(m in html for m in HIDDEN_MARKS)
-            first_doc = next(t.doc for t in asg.tests if t.task == wrong).splitlines()[0]
-            assert first_doc[:60] in html_lib.unescape(html)
+    manual = sum(q.points for q in asg.manual)
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for sid, per_task in expected.items():
+            got = {t.id: gb.find_grade(export_nbgrader.grade_id(t.id), HW, HW, sid).score for t in asg.tasks}
+            assert got == pytest.approx(per_task, abs=1e-9), sid
+            assert float(rows[sid]["score"]) == pytest.approx(sum(per_task.values()))
+            assert float(rows[sid]["max_score"]) == pytest.approx(sum(t.points for t in asg.tasks) + manual)
+    assert not (root / "autograded" / "no_metadata").exists()
+    html = (root / "feedback" / "wrong" / HW / f"{HW}.html").read_text()
+    assert not any(m in html for m in HIDDEN_MARKS)
+    first_doc = next(t.doc for t in asg.tests if t.task == wrong).splitlines()[0]
+    assert first_doc[:60] in html_lib.unescape(html)
 
 
 @pytest.mark.slow
-def test_otter_end_to_end(sources, tmp_path):
-    """otter assign (runs the solution against all tests) and otter run on the zip, no Docker."""
+def test_otter_end_to_end(course, tmp_path):
+    """otter assign (runs the solution against all tests), then otter run on copies of
+    assignments/hw1.ipynb and of otter's student notebook; the self-checks pass on the solution."""
     out, timings = tmp_path / "otter", {}
+    asg, wrong, expected = course["asg"], course["wrong"], course["expected"]
     _run([sys.executable, "-m", "autograder", "export", "otter", "--out", out,
-          "--solutions", sources, "--assignments", *REAL], tmp_path, timings)
-    for hw in REAL:
-        asg, wrong, expected = _plan(sources / f"{hw}.py")
-        _run([sys.executable, "-m", "otter", "assign", f"{hw}/{hw}.ipynb", f"{hw}/dist"], out, timings)
-        dist = out / hw / "dist"
-        zips = list((dist / "autograder").glob("*.zip"))
-        assert len(zips) == 1
-        student = nbformat.read(dist / "student" / f"{hw}.ipynb", as_version=4)
-        text = (dist / "student" / f"{hw}.ipynb").read_text()
-        assert not any(m in text for m in ("run_one_test", "BEGIN SOLUTION", "BEGIN PROMPT"))
-        assert not any(t.name in text for t in asg.tests)
-        solution = nbformat.read(dist / "autograder" / f"{hw}.ipynb", as_version=4)
-        for sid, nb in _submissions(student, solution, asg, wrong).items():
-            sub = out / "subs" / hw / sid / f"{hw}.ipynb"
-            sub.parent.mkdir(parents=True)
-            nbformat.write(nb, sub)
-            _run([sys.executable, "-m", "otter", "run", "-a", zips[0], "-o", sub.parent, sub], out, timings)
-            tests = json.loads((sub.parent / "results.json").read_text())["tests"]
-            got = {t["name"]: t["score"] for t in tests if t["name"] in expected[sid]}
-            assert got == pytest.approx(expected[sid], abs=1e-9), (hw, sid)
+          "--solutions", course["dir"], "--assignments", HW], tmp_path, timings)
+    _run([sys.executable, "-m", "otter", "assign", f"{HW}/{HW}.ipynb", f"{HW}/dist"], out, timings)
+    dist = out / HW / "dist"
+    zips = list((dist / "autograder").glob("*.zip"))
+    assert len(zips) == 1
+    with zipfile.ZipFile(zips[0]) as z:  # the zip's environment installs flatlab (its wheel) and torch
+        env_yml = z.read("environment.yml").decode()
+        wheels = [n for n in z.namelist() if n.startswith("files/") and n.endswith(".whl")]
+    assert len(wheels) == 1 and f"/autograder/source/{wheels[0]}" in env_yml and "torch>=" in env_yml
+    text = (dist / "student" / f"{HW}.ipynb").read_text()
+    assert not any(m in text for m in ("run_one_test", "BEGIN SOLUTION", "BEGIN PROMPT"))
+    assert not any(t.name in text for t in asg.tests)
+    otter_student = nbformat.read(dist / "student" / f"{HW}.ipynb", as_version=4)
+    subs = _submissions(course["student"], course["solution"], asg, wrong)
+    subs["otter_full"] = _splice(otter_student, course["solution"], {t.id for t in asg.tasks})
+    expected = {**expected, "otter_full": expected["sol"]}
+    for sid, nb in subs.items():
+        sub = out / "subs" / sid / f"{HW}.ipynb"
+        sub.parent.mkdir(parents=True)
+        nbformat.write(nb, sub)
+        _run([sys.executable, "-m", "otter", "run", "-a", zips[0], "-o", sub.parent, sub], out, timings)
+        tests = json.loads((sub.parent / "results.json").read_text())["tests"]
+        got = {t["name"]: t["score"] for t in tests if t["name"] in expected[sid]}
+        assert got == pytest.approx(expected[sid], abs=1e-9), sid
+        if sid in ("sol", "otter_full"):  # every case passed, the public self-checks included
+            for t in tests:  # "Public Tests" sums up the self-checks of every question
+                if t["name"] in expected[sid] or t["name"] == "Public Tests":
+                    assert "failed" not in t.get("output", "").lower() and "Error" not in t.get("output", ""), t
     print("otter timings (s):", {k: round(v, 1) for k, v in timings.items()})
 
 
 @pytest.mark.slow
-def test_secure_grader_agrees(sources, tmp_path):
-    """The secure grader gives the same per-task points on the same three submissions."""
-    timings = {}
-    _run([sys.executable, "-m", "autograder", "build", "--solutions", sources,
-          "--out", tmp_path / "assignments", "--bundles", tmp_path / "bundles"], tmp_path, timings)
-    for hw in REAL:
-        asg, wrong, expected = _plan(sources / f"{hw}.py")
-        student = nbformat.read(tmp_path / "assignments" / f"{hw}.ipynb", as_version=4)
-        solution = read_source(sources / f"{hw}.py")
-        subs = tmp_path / "subs" / hw
-        subs.mkdir(parents=True)
-        for sid, nb in _submissions(student, solution, asg, wrong).items():
-            nbformat.write(nb, subs / f"{sid}.ipynb")
-        _run([sys.executable, "-m", "autograder", "grade", "--assignment", hw,
-              "--bundles", tmp_path / "bundles", "--out", tmp_path / "graded" / hw, subs], tmp_path, timings)
-        rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "graded" / hw / "grades.csv"))}
-        for sid, per_task in expected.items():
-            got = {k: float(rows[sid][k]) for k in per_task}
-            assert got == pytest.approx(per_task, abs=1e-9), (hw, sid)
-    print("secure grader timings (s):", {k: round(v, 1) for k, v in timings.items()})
+def test_secure_grader_agrees(course, tmp_path):
+    """The secure grader gives the same per-task points on the same three student copies."""
+    asg, wrong, expected = course["asg"], course["wrong"], course["expected"]
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for sid, nb in _submissions(course["student"], course["solution"], asg, wrong).items():
+        nbformat.write(nb, subs / f"{sid}.ipynb")
+    _run([sys.executable, "-m", "autograder", "grade", "--assignment", HW, "--bundles", course["dir"] / "bundles",
+          "--out", tmp_path / "graded", subs], tmp_path)
+    rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "graded" / "grades.csv"))}
+    for sid, per_task in expected.items():
+        got = {k: float(rows[sid][k]) for k in per_task}
+        assert got == pytest.approx(per_task, abs=1e-9), sid
