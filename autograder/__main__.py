@@ -14,10 +14,10 @@ __all__ = ["COMMANDS", "EXPORTS", "main"]
 
 # name -> (module, one-line help). Commands whose module is not there yet say so (exit 2).
 COMMANDS = {
-    "build": ("autograder.build", "solutions/*.py -> assignments/*.ipynb + grading bundles (--check: verify)"),
+    "build": ("autograder.build", "solutions/*.py -> assignments/*.ipynb + grading bundles (--check)"),
     "grade": ("autograder.grade", "grade a submission or a folder of submissions in the sandbox"),
-    "gradebook": ("autograder.gradebook", "rebuild grades.csv / grades_canvas.csv of a grading folder (after manual.csv)"),
-    "release": ("autograder.release", "the student repository: flatlab + assignments + student docs, no solutions"),
+    "gradebook": ("autograder.gradebook", "rebuild grades.csv, grades_canvas.csv of a grading folder"),
+    "release": ("autograder.release", "the student repository: flatlab, assignments, docs; no solutions"),
     "report": ("autograder.class_report", "class analytics from a results folder"),
     "similarity": ("autograder.similarity", "pairs of submissions that look alike"),
     "mistakes": ("autograder.mistakes", "the registered common mistakes, as graded"),
@@ -42,7 +42,8 @@ def _load(module: str):
 def _parser(chosen: tuple[str, ...] = ()) -> tuple[argparse.ArgumentParser, dict]:
     """The parser; only the chosen command's module is imported (``--help`` stays fast).
     Returns (parser, {command path: module}) for commands that parse their own options."""
-    p = argparse.ArgumentParser(prog="python -m autograder", description="The flatlab grader: build, grade, release, export.", formatter_class=_FMT)
+    p = argparse.ArgumentParser(prog="python -m autograder", formatter_class=_FMT,
+                                description="The flatlab grader: build, grade, release, export.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     own = {}
 

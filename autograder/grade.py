@@ -39,7 +39,8 @@ from .report import feedback_html, feedback_markdown
 from .sandbox import SandboxConfig, Session, StudentError, prestart
 
 __all__ = ["GradingConfig", "load_bundle", "assert_close", "static_forbidden", "submission_seed",
-           "grade_notebook", "grade_paths", "collect_submissions", "write_outputs", "add_arguments", "run", "main"]
+           "grade_notebook", "grade_paths", "collect_submissions", "write_outputs", "add_arguments", "run",
+           "main"]
 
 GRADER_VERSION = "2"
 
@@ -51,9 +52,9 @@ class GradingConfig:
 
     seed: int = 0  # course seed; with the student id and the submission's content it fixes each test's inputs
     cell_timeout: float = 60.0  # wall seconds per notebook cell
-    test_timeout: float = 60.0  # seconds per hidden test: the student's CPU time in its calls + the trusted checks' CPU time
+    test_timeout: float = 60.0  # seconds per hidden test: student CPU in its calls + trusted checks' CPU
     submission_timeout: float = 1800.0  # seconds per submission (all cells and tests), enforced while running
-    wall_factor: float = 3.0  # a call is killed after wall_factor x the test's time left (code that sleeps or waits)
+    wall_factor: float = 3.0  # a call is killed after wall_factor x the test's time left (code that sleeps)
     memory_gb: float = 3.0  # address-space headroom of a worker above its size after importing torch
     max_notebook_mb: float = 64.0  # larger files are invalid (never parsed)
     return_floor: int = 100_000  # numbers any student call may return (arrays, tensors, model parameters)
@@ -70,12 +71,12 @@ class GradingConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 bad(name, "must be a positive finite number")
-        if isinstance(self.wall_factor, bool) or not self.wall_factor >= 1 or not math.isfinite(self.wall_factor):
-            bad("wall_factor", "must be a finite number >= 1")
+        for name in ("wall_factor", "return_factor"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 1 <= v < math.inf:
+                bad(name, "must be a finite number >= 1")
         if type(self.return_floor) is not int or self.return_floor < 1:
             bad("return_floor", "must be a positive int")
-        if isinstance(self.return_factor, bool) or not self.return_factor >= 1 or not math.isfinite(self.return_factor):
-            bad("return_factor", "must be a finite number >= 1")
         if type(self.jobs) is not int or not 1 <= self.jobs <= 64:
             bad("jobs", "must be an int in 1..64")
         if type(self.isolate) is not bool:
@@ -165,7 +166,8 @@ def assert_close(got, want, rtol: float = 1e-6, atol: float = 1e-8, name: str = 
     err = np.abs(g64 - w64)
     bad = err > atol + rtol * np.abs(w64)
     if np.any(bad):
-        i = np.unravel_index(np.argmax(np.where(bad, err / (atol + rtol * np.abs(w64)), -1)), err.shape) if err.ndim else ()
+        worst = np.argmax(np.where(bad, err / (atol + rtol * np.abs(w64)), -1))
+        i = np.unravel_index(worst, err.shape) if err.ndim else ()
         at = f" at index {tuple(int(k) for k in i)}" if err.ndim else ""
         gi = complex(g64[i]) if g64.dtype.kind == "c" else float(g64[i])
         mine = f"{gi:.6g}" if isinstance(gi, float) else f"{gi:.6g}"
@@ -312,11 +314,12 @@ class _Student:
             self.student_s += (c1[1] - c0[1]) if same else wall
             _TRUSTED.acquire()
         if self.used() > self._budget:
-            raise StudentError("timeout", f"used {self.used():.3g} s of this test's {self._budget:g} s budget")
+            raise StudentError("timeout", f"used {self.used():.3g} s of this test's {self._budget:g} s "
+                                          "budget")
         got = _numbers(res) + (_numbers(after) if return_args else 0)
         if got > cap:
-            raise StudentError("bad_return", f"{name} returned {got} numbers; a call that was sent {sent} numbers "
-                                             f"may return at most {cap}")
+            raise StudentError("bad_return", f"{name} returned {got} numbers; a call that was sent {sent} "
+                                             f"numbers may return at most {cap}")
         if return_args:
             for k, (b, a) in enumerate(zip(before_shapes, after)):
                 if b is not None and _shape_after(a) != b:
@@ -393,8 +396,8 @@ def _asg(bundle: dict) -> Assignment:
 
 def _record(t: dict, **kw) -> dict:
     return {"name": t["name"], "doc": t["doc"], "points": t["points"], "score": 0.0, "passed": False,
-            "kind": "", "message": "", "seed": None, "time": {"student_s": 0.0, "trusted_s": 0.0, "wall_s": 0.0},
-            **kw}
+            "kind": "", "message": "", "seed": None,
+            "time": {"student_s": 0.0, "trusted_s": 0.0, "wall_s": 0.0}, **kw}
 
 
 def _invalid(student: str, bundle: dict, why: str, config: GradingConfig, source: str = "") -> dict:
@@ -408,7 +411,8 @@ def _result(student, bundle, status, tasks, config: GradingConfig, *, cells=None
             protections=None, source="", seed=None, digest="", timing=None) -> dict:
     score = round(sum(t["score"] for t in tasks), 6)
     return {
-        "student": student, "source": source, "assignment": bundle["assignment"], "title": bundle.get("title", ""),
+        "student": student, "source": source, "assignment": bundle["assignment"],
+        "title": bundle.get("title", ""),
         "grader_version": GRADER_VERSION, "config": config.as_dict(), "seed": config.seed,
         "submission_seed": seed, "content_sha256": digest, "status": status, "note": note,
         "score": score, "max_score": round(sum(t["points"] for t in bundle["tasks"]), 6),
@@ -505,10 +509,11 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
                                 ns[t["name"]](student_obj, _test_rng(sub_seed, task["id"], t["name"]))
                             finally:
                                 trusted = student_obj.trusted_s
-                        if student_obj.student_s + trusted > config.test_timeout:
-                            raise StudentError("timeout", f"your code ({student_obj.student_s:.3g} s) plus the checks "
-                                                          f"of what it returned ({trusted:.3g} s) exceeded this "
-                                                          f"test's {config.test_timeout:g} s budget")
+                        mine = student_obj.student_s
+                        if mine + trusted > config.test_timeout:
+                            raise StudentError("timeout", f"your code ({mine:.3g} s) plus the checks of what "
+                                               f"it returned ({trusted:.3g} s) exceeded this test's "
+                                               f"{config.test_timeout:g} s budget")
                         rec.update(passed=True, score=float(t["points"]), kind="passed")
                     except StudentError as e:
                         rec.update(kind=e.kind, message=e.message, traceback=e.traceback)
@@ -538,7 +543,8 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
               "worker_cpu_s": None if worker is None else round(worker[1], 4),
               "student_s": round(student_total, 4), "trusted_s": round(trusted_total, 4)}
     return _result(student, bundle, status, tasks, config, cells=session.cell_status, logs=session.logs,
-                   protections=session.protections, source=path.name, seed=sub_seed, digest=digest, timing=timing)
+                   protections=session.protections, source=path.name, seed=sub_seed, digest=digest,
+                   timing=timing)
 
 
 _ID_BAD = re.compile(r"[^a-z0-9._-]+")
@@ -622,14 +628,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="course seed (with the student id and the file's content: each test's inputs)")
     p.add_argument("--timeout", type=float, default=None,
                    help="sets both --cell-timeout and --test-timeout")
-    p.add_argument("--cell-timeout", type=float, default=d.cell_timeout, help="wall seconds per notebook cell")
+    p.add_argument("--cell-timeout", type=float, default=d.cell_timeout,
+                   help="wall seconds per notebook cell")
     p.add_argument("--test-timeout", type=float, default=d.test_timeout,
                    help="seconds per hidden test (student CPU time + trusted checks)")
     p.add_argument("--submission-timeout", type=float, default=d.submission_timeout,
                    help="seconds per submission, cells and tests")
     p.add_argument("--memory-gb", type=float, default=d.memory_gb,
                    help="address-space headroom of a worker above its size after importing torch")
-    p.add_argument("--max-notebook-mb", type=float, default=d.max_notebook_mb, help="larger files are invalid")
+    p.add_argument("--max-notebook-mb", type=float, default=d.max_notebook_mb,
+                   help="larger files are invalid")
     p.add_argument("--return-floor", type=int, default=d.return_floor,
                    help="numbers any student call may return")
     p.add_argument("--return-factor", type=float, default=d.return_factor,

@@ -143,7 +143,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     """``python -m autograder gradebook OUT``: rebuild the CSVs (e.g. after editing manual.csv)."""
     if not (a.out / "results").is_dir():
-        print(f"error: {a.out} has no results/ folder (run `python -m autograder grade` first)", file=sys.stderr)
+        print(f"error: {a.out} has no results/ folder (run `python -m autograder grade` first)",
+              file=sys.stderr)
         return 2
     if a.roster is not None and not a.roster.is_file():
         print(f"error: --roster {a.roster} does not exist", file=sys.stderr)
