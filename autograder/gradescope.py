@@ -16,8 +16,9 @@ as root; it copies ``run_autograder`` to ``/autograder/`` and runs it per submis
 honours: ``FLATLAB_PYTHON`` (interpreter for the venv, default ``python3``), ``FLATLAB_TORCH``
 (torch requirement, default ``torch>=2.1,<=<built version>`` from PyPI; e.g. a wheel file or a
 CPU build), ``AUTOGRADER_ROOT`` (default ``/autograder``), ``FLATLAB_SETUP_DRY_RUN=1`` (make the
-venv, resolve every requirement with ``pip install --dry-run --report`` into
-``<venv>/resolve.json``, install only the flatlab wheel without dependencies), and pip's own
+venv, check that the index has a torch release in range, resolve the other requirements with
+``pip install --dry-run --report`` into ``<venv>/resolve.json``, install only the flatlab wheel
+without dependencies), and pip's own
 ``PIP_INDEX_URL`` / ``PIP_EXTRA_INDEX_URL`` / ``PIP_FIND_LINKS``.
 
 ``run`` grades one notebook of ``<root>/submission`` (searched recursively): the one named
@@ -78,9 +79,18 @@ PY="$VENV/bin/python"
 "$PY" -c 'import sys; assert sys.version_info >= (3, 10), "flatlab needs Python >= 3.10, not " + sys.version'
 echo "setup.sh: $("$PY" -V) in $VENV; torch requirement: $TORCH"
 if [ "${{FLATLAB_SETUP_DRY_RUN:-0}}" = 1 ]; then
-    # resolve everything (index metadata only), install only the flatlab wheel
-    "$PY" -m pip install --dry-run --ignore-installed --report "$VENV/resolve.json" \
-        "$TORCH" -r "$HERE/requirements.txt" "$WHEEL"
+    # torch: only check that the index has a release in range for this Python (resolving it would
+    # download its wheel, ~530 MB, where the index serves no separate metadata file)
+    "$PY" -m pip index versions torch | "$PY" -c '
+import sys
+from pip._vendor.packaging.requirements import Requirement
+req, text = Requirement(sys.argv[1]), sys.stdin.read()
+avail = [v.strip() for v in text.split("Available versions:")[1].splitlines()[0].split(",")]
+ok = [v for v in avail if req.specifier.contains(v)]
+assert ok, f"no torch release in {{req.specifier}} for this Python; the index has {{avail[:5]}}"
+print("setup.sh (dry run): torch", ok[0], "is available for this Python")' "$TORCH"
+    # the rest resolves as it would install; then the flatlab wheel alone
+    "$PY" -m pip install --dry-run --ignore-installed --report "$VENV/resolve.json" -r "$HERE/requirements.txt"
     "$PY" -m pip install --no-deps "$WHEEL"
 else
     "$PY" -m pip install "$TORCH" -r "$HERE/requirements.txt" "$WHEEL"

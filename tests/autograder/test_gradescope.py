@@ -8,12 +8,15 @@ What is verified on which Python (all on this Debian x86_64 machine):
   full, a blank and a partial submission (exact scores, results.json schema) and refuses a
   submission with two notebooks, none named for the assignment.
 - 3.10.13 (pyenv; Gradescope's Ubuntu 22.04 image has 3.10): ``setup.sh`` with
-  ``FLATLAB_SETUP_DRY_RUN=1``: the venv is made, pip resolves the zip's real requirements
-  against the index metadata (no CPU torch wheel for 3.10 exists here, and PyPI's CUDA build is
-  gigabytes, so nothing but metadata is downloaded: the pip cache stays small), and the flatlab
+  ``FLATLAB_SETUP_DRY_RUN=1``: the venv is made, the index is checked to have a torch release in
+  range for 3.10 (2.13.0; there is no CPU wheel for 3.10 here and PyPI's CUDA build is not
+  downloaded), the other requirements are resolved by ``pip install --dry-run``, and the flatlab
   wheel is installed (no dependencies) into the venv's site-packages, not as a source tree.
   Grading itself is not run on 3.10.
-- 3.12.1 and 3.13.0 (pyenv): the same requirements resolve (``pip --python X install --dry-run``).
+- 3.12.1 and 3.13.0 (pyenv): the same checks (``pip --python X``): torch 2.13.0 is on the index for
+  that Python, the other requirements resolve.
+Why torch is only looked up, never resolved, off 3.11: this index serves no separate metadata
+file for torch's wheels, so resolving it means downloading a ~530 MB wheel.
 """
 from __future__ import annotations
 
@@ -172,19 +175,20 @@ def test_setup_resolves_on_python310(built, tmp_path):
     """setup.sh's venv + wheel install on 3.10, and its real requirements resolve (metadata only)."""
     _, _, bundles = built
     root = _unpack(make_zip("hwfix", bundles, tmp_path), tmp_path / "autograder")
-    cache = tmp_path / "pip-cache"
-    env = _fresh_env(root, FLATLAB_PYTHON=str(PY310), FLATLAB_SETUP_DRY_RUN="1", PIP_CACHE_DIR=str(cache))
+    env = _fresh_env(root, FLATLAB_PYTHON=str(PY310), FLATLAB_SETUP_DRY_RUN="1", PIP_NO_CACHE_DIR="1")
     out = _sh(["bash", root / "source" / "setup.sh"], env, 600).stdout
     assert "Python 3.10" in out and "flatlab-venv/lib/python3.10/site-packages/flatlab" in out
     report = json.loads((root / "flatlab-venv" / "resolve.json").read_text())
     got = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in report["install"]}
     assert report["environment"]["python_version"] == "3.10"
-    assert {"torch", "numpy", "scipy", "matplotlib", "numba", "nbformat", "flatlab"} <= set(got)
-    assert int(got["numpy"].split(".")[0]) >= 1 and got["numpy"] != "2.4.6"  # 2.4 has no cp310 wheel
-    size = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()) if cache.exists() else 0
-    print(f"3.10 resolve: {len(got)} packages, pip cache {size / 2**20:.1f} MiB:",
-          {k: got[k] for k in ("torch", "numpy", "scipy", "matplotlib", "numba")})
-    assert size < 100 * 2**20, f"pip downloaded {size / 2**20:.0f} MiB: more than metadata"
+    assert {"numpy", "scipy", "matplotlib", "numba", "nbformat"} <= set(got)
+    assert got["numpy"] != "2.4.6"  # 2.4 has no cp310 wheel: the range picks an older one
+    assert "setup.sh (dry run): torch 2.13.0 is available for this Python" in out
+    fetched = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("Downloading ")]
+    big = [ln for ln in fetched if " MB)" in ln and float(ln.rsplit("(", 1)[1].split()[0]) > 100]
+    assert not big, big  # numpy/scipy/numba wheels are fetched to read their metadata, never torch's
+    print(f"3.10 resolve: {len(got)} packages, fetched: {fetched}",
+          {k: got[k] for k in ("numpy", "scipy", "matplotlib", "numba")})
 
 
 @pytest.mark.slow
@@ -195,13 +199,14 @@ def test_requirements_resolve_on_newer_pythons(built, tmp_path, version):
     _, _, bundles = built
     root = _unpack(make_zip("hwfix", bundles, tmp_path), tmp_path / "autograder")
     src = root / "source"
-    torch = next(ln for ln in (src / "setup.sh").read_text().splitlines() if ln.startswith("TORCH="))
-    torch = torch.split(":-", 1)[1].rstrip('}"')
+    env = dict(os.environ, PIP_NO_CACHE_DIR="1")
     report = tmp_path / "report.json"
+    # as setup.sh's dry run: torch's versions for that Python (no 500 MB download), the rest resolved
+    p = _sh([sys.executable, "-m", "pip", "--python", PYENV[version], "index", "versions", "torch"], env, 300)
+    assert "2.13.0" in p.stdout.split("Available versions:")[1].splitlines()[0].split(", ")
     _sh([sys.executable, "-m", "pip", "--python", PYENV[version], "install", "--dry-run", "--ignore-installed",
-         "--quiet", "--report", report, torch, "-r", src / "requirements.txt",
-         *sorted((src / "wheels").glob("*.whl"))], dict(os.environ, PIP_CACHE_DIR=str(tmp_path / "c")), 600)
+         "--quiet", "--report", report, "-r", src / "requirements.txt"], env, 600)
     r = json.loads(report.read_text())
     assert r["environment"]["python_version"] == version
     got = {i["metadata"]["name"].lower() for i in r["install"]}
-    assert {"torch", "numpy", "scipy", "matplotlib", "numba", "nbformat", "flatlab"} <= got
+    assert {"numpy", "scipy", "matplotlib", "numba", "nbformat"} <= got
