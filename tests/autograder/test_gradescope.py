@@ -116,8 +116,8 @@ def _grade(root: Path, nb_files: dict, env) -> dict:
     sub = root / "submission"
     shutil.rmtree(sub, ignore_errors=True)
     sub.mkdir()
-    for name, nb in nb_files.items():
-        make_submission(*nb, path=sub / name)
+    for name, (nb, tasks) in nb_files.items():  # every real assignment imports these in the sandbox
+        make_submission(nb, tasks, ["import matplotlib.pyplot as plt\nimport scipy.linalg"], sub / name)
     shutil.rmtree(root / "results", ignore_errors=True)
     # Gradescope copies run_autograder to /autograder and runs it from there
     shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
