@@ -320,7 +320,8 @@ for name, model in solutions.items():
 # Width 500 from the same initialization. GD with weight decay (lr 0.05, wd 0.05) and 1-SAM
 # (lr 0.01, ρ 0.1, 6,000 epochs = 6·10⁵ SAM steps) through the fast engine
 # (`flatlab.training.train`); the history logs the test accuracy and the trace. ~40 s.
-# (The paper runs 6·10⁵ *epochs*; the drift continues, PROBES.md measured 0.62 at the end.)
+# (The paper runs 6·10⁵ *epochs*; the drift continues: `flatlab reproduce scenario2 --paper`
+# ends near 0.62 test accuracy.)
 
 # %% flatlab={"role": "experiment"}
 histories, trained = {}, {}

@@ -443,6 +443,6 @@ plt.show()
 # it only moves along the flat set. Test: log the memorization index, the median firing
 # count and the x1x2 share along 1-SAM runs for the bias and Sim-LN nets (flatlab.diagnostics)
 # and compare with an explicit trace penalty that reaches the same trace
-# (flatlab.penalty / PROBES.md): if the penalty generalizes in II where 1-SAM does not,
+# (flatlab.penalty, `flatlab reproduce beyond`): if the penalty generalizes in II where 1-SAM does not,
 # the difference lies in the dynamics, not in the sharpness reached.
 # <!-- END SOLUTION -->

@@ -498,7 +498,8 @@ with torch.no_grad():
 #
 # <!-- BEGIN SOLUTION -->
 # The set of flattest interpolators of the bias net is large: it contains the memorizing
-# construction (one neuron per point, test accuracy ~0.5 on fresh points), the XOR
+# construction (one neuron per point: it outputs 0 off the training set, so
+# its test accuracy on fresh points is 0), the XOR
 # construction (accuracy 1) and many mixtures; the trace cannot tell them apart, because
 # both meet the Cauchy–Schwarz bound ‖∇f(x_i)‖² ≥ 2‖(x_i, 1)‖ at every training point.
 # Which flat interpolator an algorithm reaches depends on its dynamics, not on the

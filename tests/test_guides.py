@@ -80,11 +80,36 @@ def _follow(path: Path, cwd: Path, timeout: float) -> str:
     return p.stdout
 
 
+def _printed_gradebooks(out: str) -> list[dict[str, dict[str, str]]]:
+    """Each grades.csv the guide printed (``cat``), as {student: row}."""
+    import csv
+
+    books, lines = [], out.splitlines()
+    for k, line in enumerate(lines):
+        if line.startswith("student,status,score,"):
+            rows = []
+            for row in lines[k + 1:]:
+                if not re.match(r"[a-z0-9_.-]+,(graded|invalid|crashed|timeout),", row):
+                    break
+                rows.append(row)
+            books.append({r["student"]: r for r in csv.DictReader([line, *rows])})
+    return books
+
+
 @pytest.mark.slow
 def test_instructor_guide(tmp_path):
     repo = _fresh_copy(tmp_path / "flatlab")
     out = _follow(GUIDES["instructor"], repo, 900)
     assert re.search(r"\b14/14\b", out) and re.search(r"\b0/14\b", out), out[-2000:]  # as §1 says
+    # §4 and §5 print grades.csv: manual points added, then bob's regrade changes only bob's scores
+    books = _printed_gradebooks(out)
+    assert len(books) == 2, out[-3000:]
+    graded, regraded = books
+    assert graded["bob"]["manual"] == "0.5" and graded["alice"]["manual"] == "3", graded
+    assert float(graded["bob"]["score"]) == 0 and float(graded["alice"]["score"]) == float(graded["alice"]["max_score"])
+    assert regraded["alice"] == graded["alice"], (graded, regraded)
+    assert float(regraded["bob"]["score"]) == float(regraded["bob"]["max_score"]) > 0
+    assert regraded["bob"]["manual"] == "0.5"  # the hand-graded points survive the regrade
     assert (tmp_path / "flatlab-student" / "assignments" / "hw0.ipynb").is_file()  # §2's release
     assert "wrote build/gradescope/gradescope_hw0.zip" in out  # §6 (§7 then deletes build/ and rebuilds)
     assert (repo / "build" / "grading" / "hw0" / "bundle.json").is_file() and not (repo / "graded").exists()
