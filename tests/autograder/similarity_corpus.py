@@ -393,9 +393,37 @@ WRITERS = {"hw1.trace_exact": _trace_exact, "hw1.hutchinson": _hutchinson, "hw1.
            "hw4.memorization_index": _mem_index, "hw4.x1x2_share": _x1x2}
 
 
+# habits of a student that change no result: argument checks and conversions, imports
+_CHECKS = {"X": ["assert X.dim() == 2, 'X must be (n, d)'", "assert X.shape[0] > 0", "X = torch.as_tensor(X)"],
+           "y": ["assert len(y) == len(X)", "y = y.reshape(-1)"],
+           "n_probes": ["assert n_probes > 1, 'need two probes for a stderr'", "n_probes = int(n_probes)"],
+           "n_iter": ["n_iter = int(n_iter)", "assert n_iter >= 1"], "seed": ["seed = int(seed)"],
+           "rho": ["rho = float(rho)", "assert rho > 0"], "eps": ["eps = float(eps)", "assert eps > 0"],
+           "d": ["d = int(d)", "assert d >= 2, 'XOR needs two coordinates'"],
+           "width": ["width = int(width)", "assert width >= 4"], "W1": ["W1 = torch.as_tensor(W1)"],
+           "threshold": ["threshold = int(threshold)"]}
+
+
+def _habits(code: str, task: str, rng: random.Random) -> str:
+    params = [p.split("=")[0].strip() for p in SIGNATURES[task].split("(")[1][:-1].split(",")]
+    pool = [c for p in params for c in _CHECKS.get(p, [])]
+    checks = rng.sample(pool, min(len(pool), rng.choice([0, 1, 1, 2, 3])))
+    if "torch.autograd.grad(" in code and rng.random() < 0.4:
+        checks.append("from torch.autograd import grad")
+        code = code.replace("torch.autograd.grad(", "grad(")
+    for n in ("n_probes", "n_iter"):
+        if rng.random() < 0.5:
+            code = code.replace(f"range(int({n}))", f"range({n})")
+    if not checks:
+        return code
+    lines = code.split("\n")
+    at = 2 if lines[1].lstrip().startswith('"""') else 1
+    return "\n".join(lines[:at] + ["    " + c for c in checks] + lines[at:])
+
+
 def solution(task: str, rng: random.Random) -> str:
     """One student's independently written solution of a task."""
-    code = WRITERS[task](_S(rng))
+    code = _habits(WRITERS[task](_S(rng)), task, rng)
     if task.startswith("hw4") and "math." in code:  # hw4's notebook does not import math
         code = "import math\n\n\n" + code
     return code
