@@ -408,7 +408,7 @@ def _habits(code: str, task: str, rng: random.Random) -> str:
     params = [p.split("=")[0].strip() for p in SIGNATURES[task].split("(")[1][:-1].split(",")]
     pool = [c for p in params for c in _CHECKS.get(p, [])]
     checks = rng.sample(pool, min(len(pool), rng.choice([0, 1, 1, 2, 3])))
-    if "torch.autograd.grad(" in code and rng.random() < 0.4:
+    if "torch.autograd.grad(" in code and not re.search(r"\bgrad\b(?!\()", code) and rng.random() < 0.4:
         checks.append("from torch.autograd import grad")
         code = code.replace("torch.autograd.grad(", "grad(")
     for n in ("n_probes", "n_iter"):

@@ -26,6 +26,7 @@ from autograder.notebook import cell_meta, read_source
 from autograder.similarity import ast_fingerprints, normalize
 
 N = 30
+SEED = 1  # the corpus measured (seed 0 was the first version's; see autograder/similarity.py)
 FP_BOUND = 0  # flagged independent pairs allowed, of C(30, 2) per assignment (fixed before measuring)
 
 
@@ -109,7 +110,7 @@ def _check_hw4(task, S, R):
 
 @pytest.mark.parametrize("assignment", sorted(TASKS))
 def test_the_independent_solutions_are_correct_and_different(assignment):
-    subs = independent_class(assignment, N, seed=0)
+    subs = independent_class(assignment, N, seed=SEED)
     R = _namespaces(assignment, None)
     check = _check_hw1 if assignment == "hw1" else _check_hw4
     for student, code in subs.items():
@@ -121,45 +122,66 @@ def test_the_independent_solutions_are_correct_and_different(assignment):
         assert len(forms) >= N // 2, (task, len(forms))
 
 
-@pytest.fixture(scope="module", params=sorted(TASKS))
+_MEASURED = {}
+
+
+def _measure(assignment, tmp_path_factory):
+    """The corpus of an assignment, written and compared once per session."""
+    if assignment not in _MEASURED:
+        subs, copies = plagiarized_class(assignment, N, seed=SEED)
+        folder = write_class(subs, assignment, tmp_path_factory.mktemp(f"class_{assignment}"))
+        out = tmp_path_factory.mktemp(f"sim_{assignment}")
+        assert cli(["similarity", str(folder), "--assignment", assignment, "--out", str(out)]) == 0
+        _MEASURED[assignment] = assignment, subs, copies, out, json.loads((out / "similarity.json").read_text())
+    return _MEASURED[assignment]
+
+
+@pytest.fixture(params=sorted(TASKS))
 def measured(request, tmp_path_factory):
-    assignment = request.param
-    subs, copies = plagiarized_class(assignment, N, seed=0)
-    folder = write_class(subs, assignment, tmp_path_factory.mktemp(f"class_{assignment}"))
-    out = tmp_path_factory.mktemp(f"sim_{assignment}")
-    assert cli(["similarity", str(folder), "--assignment", assignment, "--out", str(out)]) == 0
-    return assignment, subs, copies, out, json.loads((out / "similarity.json").read_text())
+    return _measure(request.param, tmp_path_factory)
 
 
 def _independent(p):
     return not (p["a"].startswith("c_") or p["b"].startswith("c_"))
 
 
-def test_every_copy_is_flagged_and_ranked_above_every_independent_pair(measured):
+def _copy_rank(s, a, b):
+    rank = {(p["a"], p["b"]): i for i, p in enumerate(s["pairs"])}
+    first_independent = min((i for i, p in enumerate(s["pairs"]) if _independent(p)), default=len(rank))
+    key = tuple(sorted((a, b)))
+    return rank.get(key), first_independent
+
+
+def test_every_whole_copy_is_flagged_and_ranked_above_every_independent_pair(measured):
     assignment, subs, copies, out, s = measured
     assert len(copies) == len(TRANSFORMS) + 1 and s["students"] == N + len(copies)
-    rank = {(p["a"], p["b"]): i for i, p in enumerate(s["pairs"])}
-    independent = [i for i, p in enumerate(s["pairs"]) if _independent(p)]
-    unflagged = [i for i in independent if not s["pairs"][i]["flagged"]]
     for a, b, how in copies:
-        key = tuple(sorted((a, b)))
-        assert key in rank, (assignment, how, "not reported")
-        p = s["pairs"][rank[key]]
-        assert p["flagged"], (assignment, how, p["score"], p["parts"])
-        if how.startswith("partial"):  # ranked by its pair score, which one copied task of several lowers
-            assert rank[key] < min(unflagged, default=len(rank)), (assignment, how, rank[key])
-        else:
-            assert rank[key] < min(independent, default=len(rank)), (assignment, how, rank[key])
+        if how.startswith("partial"):
+            continue
+        at, first_independent = _copy_rank(s, a, b)
+        assert at is not None and s["pairs"][at]["flagged"], (assignment, how, at is not None and s["pairs"][at])
+        assert at < first_independent, (assignment, how, at, first_independent)
     rows = (out / "pairs.csv").read_text().splitlines()
     assert rows[0].startswith("rank,a,b,score") and len(rows) == 1 + len(s["pairs"])
     page = (out / "similarity.html").read_text()
     assert "<mark>" in page and page.count('<h3 id="pair-') == min(40, len(s["pairs"]))
 
 
-@pytest.mark.xfail(strict=True, reason="measured on this corpus at the fixed thresholds: hw1 12 and hw4 11 of 435 "
-                   "independent pairs flagged, above the bound of 0 fixed before measuring (single short task "
-                   "parts that the generator's templates make identical; see the instructor guide)")
-def test_false_positive_rate_is_within_the_bound_fixed_before_measuring(measured):
+@pytest.mark.parametrize("assignment", [
+    pytest.param("hw1", marks=pytest.mark.xfail(strict=True, reason=(
+        "measured: the copied task (hw1.flattest_rescaling) has 24 fingerprints of the student's own, under "
+        "min_shared = 30, so by the rule a copy of that one task alone is not flagged (and ranks second among "
+        "unflagged pairs, after an independent one)"))),
+    "hw4"])
+def test_a_partial_copy_is_flagged_and_ranked_above_every_independent_pair(assignment, tmp_path_factory):
+    _, _, copies, _, s = _measure(assignment, tmp_path_factory)
+    (a, b, how), = [c for c in copies if c[2].startswith("partial")]
+    at, first_independent = _copy_rank(s, a, b)
+    assert at is not None and s["pairs"][at]["flagged"] and at < first_independent, (how, at, first_independent)
+
+
+def test_no_independent_pair_is_flagged(measured):
+    """The false-positive bound fixed before measuring: 0 of C(30, 2) = 435."""
     assignment, subs, copies, out, s = measured
     flagged = [p for p in s["pairs"] if _independent(p) and p["flagged"]]
     total = len(list(combinations(range(N), 2)))
