@@ -108,6 +108,7 @@ def _check_hw4(task, S, R):
     raise KeyError(task)
 
 
+@pytest.mark.slow  # runs 180 solutions against the reference (~30 s for hw1)
 @pytest.mark.parametrize("assignment", sorted(TASKS))
 def test_the_independent_solutions_are_correct_and_different(assignment):
     subs = independent_class(assignment, N, seed=SEED)
