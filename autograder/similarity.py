@@ -294,6 +294,7 @@ class Corpus:
         self.code: dict[str, dict[str, str]] = {}
         self.fp: dict[str, dict[str, dict[int, list]]] = {}
         self.unreadable: dict[str, str] = {}
+        self.common: dict[str, set[int]] = {}  # part -> idioms (set by compare)
 
     def add(self, student: str, nb) -> None:
         run, task_src = submission_cells(nb, self.asg)
