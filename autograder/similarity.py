@@ -364,7 +364,7 @@ def _marked(source: str, lines: set[int]) -> str:
     out = []
     for i, ln in enumerate(source.split("\n"), 1):
         t = html.escape(ln) or " "
-        out.append(f"<mark>{t}</mark>" if i in lines else t)
+        out.append(f"<mark>{t}</mark>" if i in lines and ln.strip() else t)
     return "\n".join(out)
 
 
