@@ -569,7 +569,9 @@ class Session:
             raise StudentError("crashed", "the notebook's process died")
         r = w.call(msg, self.cfg.timeout if timeout is None else timeout)
         # what the worker claims decides only the message: a score needs a decoded value
-        if r.get("ok") is not True or "result" not in r:
+        if r.get("ok") is True and "result" not in r:
+            raise StudentError("bad_return", "the notebook's process replied without a value")
+        if r.get("ok") is not True:
             kind = r.get("kind") if r.get("kind") in ("exception", "bad_return", "missing") else "exception"
             if r.get("type") == "NotImplementedError":
                 kind = "not_implemented"
