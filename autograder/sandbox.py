@@ -267,7 +267,8 @@ class _Worker:
         view = cfg.flatlab_view
         if view is not None and not os.path.isfile(os.path.join(view, "flatlab", "__init__.py")):
             raise ValueError(f"SandboxConfig.flatlab_view = {view!r}: no flatlab/__init__.py in it")
-        wcfg = {"isolate": self.root, "hide": hide, "allow": _interpreter_paths(), "newroot": os.path.join(self.dir, "root"),
+        wcfg = {"isolate": self.root, "hide": hide, "allow": _interpreter_paths(),
+                "newroot": os.path.join(self.dir, "root"),
                 "view": None if view is None else os.path.realpath(view),
                 "flatlab_dir": os.path.dirname(os.path.realpath(flatlab.__file__)),
                 "disk_bytes": cfg.disk_bytes, "workdir": self.workdir, "uid": self.uid, "gid": self.uid,
@@ -369,7 +370,9 @@ class _Worker:
             raise
 
     def end_test(self) -> None:
-        """Kill every process but the template (the test child and all it started)."""
+        """Kill every process but the template: the test child and all it started (with a PID
+        namespace every orphan is re-parented to the template, PID 1; without one the template
+        is a child subreaper), found as the template's descendants in the host's /proc."""
         if self.test is not None:
             for fd in self.test:
                 os.close(fd)
@@ -413,7 +416,7 @@ class _Worker:
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        if self.uid is not None and not self.protections_pid_ns():
+        if self.uid is not None and not getattr(self, "protections", {}).get("pid_ns"):  # no PID 1 to kill
             for _ in range(100):  # `kill -9 -1` as the uid signals every process of that uid
                 subprocess.run([_KILL, "-9", "-1"], user=self.uid, group=self.uid, extra_groups=[], env={},
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -421,9 +424,6 @@ class _Worker:
                 if not _uid_alive(self.uid):
                     break
         self.returncode = _zygote(self.cfg.python).status(self.pid)
-
-    def protections_pid_ns(self) -> bool:
-        return bool(getattr(self, "protections", {}).get("pid_ns"))
 
     def tail(self) -> dict:
         out = {}
@@ -458,8 +458,8 @@ def _warn_once(protections: dict, root: bool) -> None:
     if _WARNED:
         return
     if not root:
-        why = ("not running as root: no namespaces, no own uid, no filesystem allowlist; the student's "
-               "code can read what this user can (see autograder/FORMAT.md, Sandbox)")
+        why = ("not running as root (or isolate is off): no namespaces, no own uid, no filesystem "
+               "allowlist; the student's code can read what this user can (autograder/FORMAT.md, The sandbox)")
     else:
         missing = [k for k in ("mount_ns", "net_ns", "ipc_ns", "pid_ns", "pivot_root", "proc", "uid")
                    if not protections.get(k)]

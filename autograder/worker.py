@@ -67,7 +67,8 @@ def _bind(libc, src: str, dst: str, ro: bool = True) -> bool:
             os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, 0o644))
     if not _mount(libc, src, dst, None, _MS_BIND | _MS_REC):
         return False
-    return not ro or _mount(libc, None, dst, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+    ro_flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
+    return not ro or _mount(libc, None, dst, None, ro_flags)
 
 
 def _pivot(libc, cfg: dict, uid: int | None) -> dict:
@@ -80,6 +81,10 @@ def _pivot(libc, cfg: dict, uid: int | None) -> dict:
     for p in [p for p in allow if not any(p.startswith(q + "/") for q in allow)]:
         if not _bind(libc, p, new + p):
             raise OSError(ctypes.get_errno(), f"bind {p}")
+    for p in cfg["allow"]:  # keep links such as /lib -> usr/lib (paths in the loader cache)
+        if os.path.islink(p) and not os.path.lexists(new + p):
+            os.makedirs(os.path.dirname(new + p), exist_ok=True)
+            os.symlink(os.readlink(p), new + p)
     lib = cfg.get("flatlab_dir")
     if lib:  # the view, or (no view given) the real library, where the interpreter looks for it
         src = os.path.join(cfg["view"], "flatlab") if cfg.get("view") else lib
@@ -90,7 +95,8 @@ def _pivot(libc, cfg: dict, uid: int | None) -> dict:
             raise OSError(ctypes.get_errno(), f"bind /dev/{d}")
     rw = new + "/.quota"
     os.makedirs(rw)
-    if not _mount(libc, "tmpfs", rw, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={int(cfg['disk_bytes'])},mode=0755"):
+    size = f"size={int(cfg['disk_bytes'])},mode=0755"
+    if not _mount(libc, "tmpfs", rw, "tmpfs", _MS_NOSUID | _MS_NODEV, size):
         raise OSError(ctypes.get_errno(), "quota tmpfs")
     work = cfg["workdir"]
     for name, where in (("tmp", "/tmp"), ("vartmp", "/var/tmp"), ("run", "/run"), ("shm", "/dev/shm"),
@@ -202,7 +208,8 @@ def _limits(cfg: dict) -> dict:
         lim[resource.RLIMIT_NPROC] = cfg["nproc"]
     for k, v in lim.items():
         resource.setrlimit(k, (int(v), int(v)))
-    return {"vm_at_start": vm, "cpu": cfg["cpu_seconds"], "as": vm + cfg["memory_bytes"], "nproc": cfg.get("nproc")}
+    return {"vm_at_start": vm, "cpu": cfg["cpu_seconds"], "as": vm + cfg["memory_bytes"],
+            "nproc": cfg.get("nproc")}
 
 
 def _drop(uid: int | None, gid: int | None) -> bool:
@@ -235,7 +242,8 @@ def _call(msg: dict, ns: dict) -> dict:
     fn = ns.get(msg.get("function"))
     if not callable(fn):
         return {"ok": False, "kind": "missing", "type": "NameError",
-                "message": f"function {msg.get('function')!r} is not defined in the notebook", "traceback": ""}
+                "message": f"function {msg.get('function')!r} is not defined in the notebook",
+                "traceback": ""}
     try:
         args = codec.decode(msg["args"], tensors=True, models=True)  # imports flatlab (the view) lazily
         kwargs = codec.decode(msg["kwargs"], tensors=True, models=True)
@@ -246,7 +254,8 @@ def _call(msg: dict, ns: dict) -> dict:
                 reply["args"] = codec.encode(list(args), "plain data")
             return reply
         except codec.EncodeError as e:
-            return {"ok": False, "kind": "bad_return", "type": "TypeError", "message": str(e), "traceback": ""}
+            return {"ok": False, "kind": "bad_return", "type": "TypeError", "message": str(e),
+                    "traceback": ""}
     except BaseException as e:  # noqa: B036
         return _error("exception", e)
 
