@@ -147,7 +147,7 @@ def decode(x, tensors: bool = False, models: bool = False, _depth: int = 0):
         if not models:
             return {"config": cfg, "params": params, "reference": ref}
         import torch
-        from flatlab.models import model_from_config
+        from flatlab.models import model_from_config  # lazily: in a worker, the mounted view
         return model_from_config(cfg, {k: torch.from_numpy(a) for k, a in params.items()},
                                  X_ref=None if ref is None else torch.from_numpy(ref))
     raise ProtocolError(f"unknown tag {tag!r}")

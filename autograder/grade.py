@@ -22,7 +22,6 @@ import math
 import os
 import queue
 import re
-import signal
 import sys
 import threading
 import time
@@ -246,19 +245,9 @@ def _shape_after(x):
 
 
 def _worker_cpu(session) -> tuple[int, float] | None:
-    """(pid, CPU seconds) of the session's current worker, or None if unknown."""
+    """(template pid, CPU seconds of the worker and all its children), or None if unknown."""
     f = getattr(session, "cpu_seconds", None)
-    if callable(f):
-        return f()
-    pid = getattr(getattr(session, "worker", None), "pid", None)
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return pid, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+    return f() if callable(f) else None
 
 
 class _Student:
@@ -305,7 +294,7 @@ class _Student:
         _TRUSTED.release()  # held by the hidden test calling us; let other submissions' tests run
         c0, w0, t0 = _worker_cpu(self._session), time.monotonic(), time.thread_time()
         try:
-            res, after = self._session.call(name, args, kwargs, forbid=self._forbid, return_args=return_args,
+            res, after = self._session.call(name, args, kwargs, return_args=return_args,
                                             timeout=timeout * cfg.wall_factor)
         finally:
             wall, c1 = time.monotonic() - w0, _worker_cpu(self._session)
@@ -428,8 +417,8 @@ def _result(student, bundle, status, tasks, config: GradingConfig, *, cells=None
 
 
 class _Watchdog:
-    """Kills the submission's running worker once its budget is spent (and keeps killing
-    restarts until grading of it ends), so the budget holds while code runs, not only between tests."""
+    """Kills the submission's worker once its budget is spent (and keeps killing restarts
+    until grading of it ends), so the budget holds while code runs, not only between tests."""
 
     def __init__(self, session, seconds: float):
         self.session, self.expired, self._stop = session, threading.Event(), threading.Event()
@@ -441,12 +430,7 @@ class _Watchdog:
             return
         self.expired.set()
         while not self._stop.is_set():
-            pid = getattr(getattr(self.session, "worker", None), "pid", None)
-            if pid is not None:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            self.session.kill()
             self._stop.wait(0.2)
 
     def stop(self):
@@ -481,7 +465,8 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
     sub_seed = submission_seed(config.seed, student, digest)
     run = [(i, strip_magics(src)) for i, src in run]
     ns = _hidden_namespace(bundle)
-    session = Session(run, config.sandbox(), slot=slot, hide=hide)
+    session = Session(run, dataclasses.replace(config.sandbox(), flatlab_view=bundle.get("flatlab_view")),
+                      slot=slot, hide=hide)
     deadline = time.monotonic() + config.submission_timeout
     dog = _Watchdog(session, config.submission_timeout)
     status, tasks, student_total, trusted_total = "graded", [], 0.0, 0.0
@@ -506,7 +491,8 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
                         with _TRUSTED:
                             student_obj._t0 = time.thread_time()
                             try:
-                                ns[t["name"]](student_obj, _test_rng(sub_seed, task["id"], t["name"]))
+                                with session.test():  # a fresh fork of the template per test
+                                    ns[t["name"]](student_obj, _test_rng(sub_seed, task["id"], t["name"]))
                             finally:
                                 trusted = student_obj.trusted_s
                         mine = student_obj.student_s

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import re
+import shutil
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -92,27 +95,44 @@ def test_regrading_is_deterministic(built, tmp_path):
 
 
 @pytest.mark.slow
-def test_session_return_args_forbid_and_fallback():
+def test_session_return_args_view_and_fallback(tmp_path):
+    """return_args round-trips a model; with a flatlab view whose flatten_params raises, a
+    submission calling it fails where one counting parameters itself passes (root: the view is
+    mounted over the real package; otherwise first on sys.path)."""
+    import flatlab.models
+
+    lib = Path(flatlab.models.__file__).parent
+    shutil.copytree(lib, tmp_path / "flatlab", ignore=shutil.ignore_patterns("__pycache__"))
+    src = (tmp_path / "flatlab" / "models.py").read_text()
+    src = src.replace('    src = dict(model.named_parameters()) if params is None else params\n',
+                      '    raise RuntimeError("flatten_params is not available here")\n', 1)
+    (tmp_path / "flatlab" / "models.py").write_text(src)
     cells = [(0, "import torch, flatlab\n"
                  "def bump(model, k):\n    with torch.no_grad():\n        model.W2.add_(k)\n    return float(k)\n"
                  "def cheat(model):\n    return flatlab.flatten_params(model).numel()\n"
                  "def honest(model):\n    return sum(p.numel() for p in model.parameters())\n")]
-    model = __import__("flatlab").make_model("bias", 3, 4, seed=0)
+    model = flatlab.make_model("bias", 3, 4, seed=0)
     for isolate in (True, False):
-        s = Session(cells, SandboxConfig(timeout=20, isolate=isolate))
+        s = Session(cells, SandboxConfig(timeout=20, isolate=isolate, flatlab_view=str(tmp_path)))
         try:
             res, after = s.call("bump", (model, 2.0), {}, return_args=True)
             assert res == 2.0 and after[1] == 2.0
             assert np.allclose(after[0]["params"]["W2"], model.W2.detach().numpy() + 2)
-            assert s.call("honest", (model,), {}, forbid=["flatlab.models.flatten_params"])[0] == 20
+            assert s.call("honest", (model,), {})[0] == 20
             with pytest.raises(StudentError) as e:
-                s.call("cheat", (model,), {}, forbid=["flatlab.models.flatten_params"])
-            assert e.value.kind == "forbidden"
-            assert s.call("cheat", (model,), {})[0] == 20  # allowed where not forbidden
-            assert s.protections["uid"] is isolate
+                s.call("cheat", (model,), {})
+            assert e.value.kind == "exception" and "not available here" in e.value.message
+            assert s.protections["uid"] is (isolate and os.geteuid() == 0)
         finally:
             s.close()
-    assert torch.equal(model.W2, __import__("flatlab").make_model("bias", 3, 4, seed=0).W2)  # parent untouched
+    s = Session(cells, SandboxConfig(timeout=20))  # no view: the full library
+    try:
+        assert s.call("cheat", (model,), {})[0] == 20
+    finally:
+        s.close()
+    assert torch.equal(model.W2, flatlab.make_model("bias", 3, 4, seed=0).W2)  # parent untouched
+    with pytest.raises(ValueError, match="flatlab_view"):
+        Session(cells, SandboxConfig(flatlab_view=str(tmp_path / "nowhere"))).call("honest", (model,), {})
 
 
 def test_missing_file_is_invalid(built, tmp_path):
@@ -159,16 +179,6 @@ def test_trusted_lock_is_held_by_hidden_tests_and_released_while_the_student_run
         seen.append(("after student call", G._TRUSTED.locked()))
     assert seen == [("in hidden test", True), ("in student call", False), ("after student call", True)]
     assert not G._TRUSTED.locked()
-
-
-def test_forbid_name_in_a_missing_module_is_ignored_not_a_crash():
-    from autograder.worker import _resolve
-
-    assert _resolve("flatlab.no_such_module.fn") is None
-    assert _resolve("flatlab.models.no_such_function") is None
-    import flatlab.models
-
-    assert _resolve("flatlab.models.make_model") is flatlab.models.make_model
 
 
 def test_grading_config_validates_every_field_by_name():
