@@ -27,7 +27,7 @@ import signal
 import sys
 import traceback
 
-from autograder import codec
+from autograder import codec, magics
 
 __all__ = ["zygote"]
 
@@ -298,7 +298,7 @@ def _child(cfg: dict, cmd_fd: int, rep_fd: int) -> None:
     prot["uid"] = _drop(cfg.get("uid"), cfg.get("gid"))
     os.chdir(cfg["workdir"])
     sys.argv = [""]
-    ns = {"__name__": "__main__", "__builtins__": builtins}
+    ns = magics.install({"__name__": "__main__", "__builtins__": builtins})  # get_ipython() for magics
     codec.send(rep_fd, {"ready": True, "protections": prot})
     _serve(cmd_fd, rep_fd, ns)
 
