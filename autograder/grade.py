@@ -99,16 +99,23 @@ class GradingConfig:
 
 def load_bundle(bundles: str | Path, assignment: str) -> dict:
     """Read ``<bundles>/<assignment>/bundle.json``; its ``flatlab_view`` (stored relative to the
-    bundle's folder) comes back absolute, and must hold ``flatlab/``."""
+    bundle's folder) comes back absolute. A bundle copied without its view (``flatlab_view/``)
+    gets it rebuilt from ``removed`` and the installed flatlab."""
     path = Path(bundles) / assignment / "bundle.json"
     if not path.exists():
         raise ValueError(f"no grading bundle {path}; run `python -m autograder build` first")
     bundle = json.loads(path.read_text(encoding="utf-8"))
     if bundle.get("flatlab_view"):
         view = (path.parent / bundle["flatlab_view"]).resolve()
-        if not (view / "flatlab" / "__init__.py").is_file():
-            raise ValueError(f"grading bundle {path}: its restricted flatlab {view}/flatlab is missing; "
-                             f"run `python -m autograder build` again")
+        if not (view / "flatlab" / "__init__.py").is_file():  # a bundle copied without it: rebuild it
+            from .restrict import Removed, write_view
+            removed = [Removed.from_dict(r) for r in bundle.get("removed", [])]
+            try:
+                write_view(view, removed, bundle["assignment"])
+            except OSError:  # a read-only bundle folder
+                import tempfile
+                view = Path(tempfile.mkdtemp(prefix=f"flatlab-view-{bundle['assignment']}-"))
+                write_view(view, removed, bundle["assignment"])
         bundle["flatlab_view"] = str(view)
     return bundle
 

@@ -50,7 +50,11 @@ class Removed:
     reason: str  # "forbidden by hw0.zero_one (as flatlab.zero_one_error)" | "private core of flatlab.x.y"
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "reason": self.reason}
+        return {"name": self.name, "module": self.module, "qualname": self.qualname, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Removed":
+        return cls(d["name"], d["module"], d["qualname"], d["reason"])
 
 
 def resolve(name: str) -> tuple[str, str]:

@@ -216,3 +216,39 @@ def test_magics_run_or_are_skipped(capsys):
     for skipped in ("!pip install numpy", "%matplotlib inline", "%unknown_magic foo", "%%bash"):
         assert f"skipped {skipped}:" in out
     assert not Path("/tmp/should-not-exist-flatlab").exists()
+
+
+def test_bundle_copied_without_its_view_gets_it_rebuilt(tmp_path):
+    import filecmp
+    import shutil
+
+    from autograder.grade import load_bundle
+    build_one(REPO / "solutions" / "hw0.py", None, tmp_path / "b")
+    (tmp_path / "c" / "hw0").mkdir(parents=True)
+    shutil.copy(tmp_path / "b" / "hw0" / "bundle.json", tmp_path / "c" / "hw0" / "bundle.json")
+    bundle = load_bundle(tmp_path / "c", "hw0")
+    assert bundle["flatlab_view"] == str((tmp_path / "c" / "hw0" / "flatlab_view").resolve())
+    cmp = filecmp.dircmp(tmp_path / "b" / "hw0" / "flatlab_view" / "flatlab", Path(bundle["flatlab_view"]) / "flatlab")
+    assert (cmp.diff_files, cmp.left_only, cmp.right_only) == ([], [], [])
+    assert filecmp.cmp(tmp_path / "b" / "hw0" / "flatlab_view" / "flatlab" / "losses.py",
+                       Path(bundle["flatlab_view"]) / "flatlab" / "losses.py", shallow=False)
+
+
+def test_gradebook_writes_review_flags_csv(tmp_path):
+    import csv
+
+    from autograder.gradebook import rebuild
+
+    def result(student, flags):
+        return {"student": student, "assignment": "hwx", "status": "graded", "score": 1.0, "max_score": 1.0,
+                "manual_max": 0.0, "manual": [], "tasks": [
+                    {"id": "hwx.a", "points": 1.0, "score": 1.0, "tests": [], "review_flags": flags},
+                    {"id": "hwx.b", "points": 0.0, "score": 0.0, "tests": []}]}  # an older results file
+    (tmp_path / "results").mkdir()
+    for sid, flags in (("ann", ["torch.autograd.grad", "torch.func.*"]), ("ben", [])):
+        (tmp_path / "results" / f"{sid}.json").write_text(json.dumps(result(sid, flags)))
+    rebuild(tmp_path)
+    rows = list(csv.reader((tmp_path / "review_flags.csv").open()))
+    assert rows == [["student", "task", "flag"], ["ann", "hwx.a", "torch.autograd.grad"], ["ann", "hwx.a", "torch.func.*"]]
+    grades = {r["student"]: r["score"] for r in csv.DictReader((tmp_path / "grades.csv").open())}
+    assert grades == {"ann": "1", "ben": "1"}  # flags never subtracted
