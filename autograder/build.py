@@ -139,14 +139,16 @@ def rules_markdown(asg: Assignment, unavailable: dict | None) -> str:
     """The student notebook's generated note on what grading removes and what it flags."""
     lines = []
     if unavailable and unavailable.get("removed"):
-        names = sorted({r["name"] for r in unavailable["removed"] if not r["name"].rsplit(".", 1)[1].startswith("_")}
-                       | set(unavailable.get("collateral", [])))
+        names = sorted({r["name"] for r in unavailable["removed"] if not r["name"].rsplit(".", 1)[1].startswith("_")})
         lines.append(f"**While {asg.name} is graded** these flatlab functions are not available (calling "
                      "one raises `RuntimeError`): the tasks ask you to write them yourself, so they are "
                      "removed from the copy of flatlab your notebook runs against, together with the "
                      "private code that computes the same thing: "
                      + ", ".join(f"`{n}`" for n in names) + ". Use them freely to check your work "
                      "while you develop.")
+        if unavailable.get("collateral"):
+            lines.append("These call one of them and may raise too while it is graded: "
+                         + ", ".join(f"`{n}`" for n in unavailable["collateral"]) + ".")
     flags = [(t.id, [n for n in t.forbid if not restrict.is_flatlab_name(n)]) for t in asg.tasks]
     flags = [(tid, ns) for tid, ns in flags if ns]
     if flags:
@@ -221,7 +223,7 @@ def bundle_dict(asg: Assignment, source_text: str, unavailable: dict | None = No
     return {
         "flatlab_view": "flatlab_view",  # relative to the bundle's folder: <view>/flatlab/
         "removed": unavailable["removed"],  # [{name, reason}] stubbed in the view
-        "collateral": unavailable["collateral"],  # kept public names that call a removed private core
+        "collateral": unavailable["collateral"],  # kept public names that call a removed definition
         "format": BUNDLE_FORMAT,
         "assignment": asg.name,
         "title": asg.title,

@@ -233,8 +233,9 @@ def plan(forbidden: dict[str, list[str]], assignment: str, root: Path | None = N
 
 
 def collateral(removed: list[Removed], root: Path | None = None) -> list[str]:
-    """Public flatlab definitions kept in the view that call a removed private core (they raise
-    too, through it): students are told they are unavailable as well."""
+    """Public flatlab definitions kept in the view that call a removed definition directly (a
+    forbidden one or a private core): depending on their arguments they raise too, and
+    students are told so."""
     pkg = _Package(Path(root) if root is not None else _installed_root())
     gone = {(r.module, r.qualname) for r in removed}
     out = []
@@ -242,7 +243,7 @@ def collateral(removed: list[Removed], root: Path | None = None) -> list[str]:
         for name, node in defs.items():
             if name.startswith("_") or (mod, name) in gone:
                 continue
-            if any(t in gone and t[1].startswith("_") for t in pkg.references(mod, node)):
+            if pkg.references(mod, node) & gone:
                 out.append(f"{mod}.{name}")
     return sorted(out)
 

@@ -142,6 +142,7 @@ def test_build_writes_view_and_records_removals(tmp_path):
     rules = next(c for c in json.loads(text)["cells"] if c["id"] == "hw1-rules")
     body = "".join(rules["source"])
     assert "`flatlab.sharpness.hessian_trace`" in body and "_exact_trace" not in body
+    assert "may raise too while it is graded: `flatlab.penalty.sharpness_penalty_closed_form`" in body
     assert "hw1.top_eig: `torch.linalg.eigvalsh`" in body and "costs no points" in body
 
 
