@@ -478,7 +478,10 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
     sub_seed = submission_seed(config.seed, student, digest)
     run = [(i, strip_magics(src)) for i, src in run]
     ns = _hidden_namespace(bundle)
-    session = Session(run, config.sandbox(bundle.get("flatlab_view")), slot=slot, hide=hide)
+    view = bundle.get("flatlab_view")
+    if view and not os.path.isabs(view):
+        raise ValueError(f"bundle flatlab_view {view!r} is relative: read bundles with load_bundle")
+    session = Session(run, config.sandbox(view), slot=slot, hide=hide)
     deadline = time.monotonic() + config.submission_timeout
     dog = _Watchdog(session, config.submission_timeout)
     status, tasks, student_total, trusted_total = "graded", [], 0.0, 0.0

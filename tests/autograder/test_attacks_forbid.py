@@ -72,7 +72,7 @@ CLASS = {
                                   "exec(inspect.getsource(flatlab.sharpness.hessian_trace), ns)\n"
                                   "return float(ns['hessian_trace'](model, X, y))"), [], (0, 1, 1, 1), []),
     "code_copy": (trace_with("import types\nf = flatlab.sharpness.hessian_trace\n"
-                             "g = types.FunctionType(f.__code__, f.__globals__, 'g', f.__defaults__)\n"
+                             "g = types.FunctionType(f.__code__, f.__globals__, 'g', f.__defaults__, f.__closure__)\n"
                              "return float(g(model, X, y))"), [], (0, 1, 1, 1), []),
     "reload": (trace_with("import importlib\nm = importlib.reload(flatlab.sharpness)\n"
                           "return float(m.hessian_trace(model, X, y))"), [], (0, 1, 1, 1), []),
