@@ -8,6 +8,9 @@ For every source ``solutions/hwN.py`` (jupytext percent format, see FORMAT.md) i
 - ``<bundles>/hwN/bundle.json`` (mode 0600, outside ``assignments/``): the task registry
   (ids, functions, points, forbid lists), the hidden tests with their points and
   docstrings, and the notebook's plain setup cells.
+- ``<bundles>/hwN/flatlab_view/flatlab/``: the restricted copy of flatlab that submissions
+  run against (forbidden flatlab names and their private cores replaced by stubs that
+  raise; see :mod:`autograder.restrict`).
 - ``build/solutions/hwN.ipynb`` (not committed): the source as a notebook, solutions and
   hidden tests included, to run or to grade as a submission.
 
@@ -27,9 +30,10 @@ from pathlib import Path
 
 import nbformat
 
-from .notebook import MARKERS, Assignment, cell_meta, parse_source, read_source, solution_regions
+from . import restrict
+from .notebook import MARKERS, Assignment, cell_meta, parse_source, read_source, solution_regions, submission_cells
 
-__all__ = ["grade_id", "nbgrader_meta", "autograder_cell_text", "nbgrader_cells", "student_notebook", "bundle_dict",
+__all__ = ["grade_id", "nbgrader_meta", "rules_markdown", "autograder_cell_text", "nbgrader_cells", "student_notebook", "bundle_dict",
            "find_leaks", "build_one", "write_atomic", "main"]
 
 BUNDLE_FORMAT = 1
@@ -131,7 +135,36 @@ def nbgrader_cells(nb, asg: Assignment) -> dict[int, dict]:
     return out
 
 
-def student_notebook(nb, asg: Assignment):
+def rules_markdown(asg: Assignment, unavailable: dict | None) -> str:
+    """The student notebook's generated note on what grading removes and what it flags."""
+    lines = []
+    if unavailable and unavailable.get("removed"):
+        names = sorted({r["name"] for r in unavailable["removed"] if not r["name"].rsplit(".", 1)[1].startswith("_")})
+        lines.append(f"**While {asg.name} is graded** these flatlab functions are not available (calling "
+                     "one raises `RuntimeError`): the tasks ask you to write them yourself, so they are "
+                     "removed from the copy of flatlab your notebook runs against, together with the "
+                     "private code that computes the same thing: "
+                     + ", ".join(f"`{n}`" for n in names) + ". Use them freely to check your work "
+                     "while you develop.")
+        if unavailable.get("collateral"):
+            lines.append("These call one of them and may raise too while it is graded: "
+                         + ", ".join(f"`{n}`" for n in unavailable["collateral"]) + ".")
+    flags = [(t.id, [n for n in t.forbid if not restrict.is_flatlab_name(n)]) for t in asg.tasks]
+    flags = [(tid, ns) for tid, ns in flags if ns]
+    if flags:
+        lines.append("Some tasks ask you not to use a general tool; using it costs no points, but it is "
+                     "flagged for a person to read: "
+                     + "; ".join(f"{tid}: " + ", ".join(f"`{n}`" for n in ns) for tid, ns in flags) + ".")
+    return "\n\n".join(lines)
+
+
+def _rules_cell(asg: Assignment, text: str):
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.id = f"{asg.name}-rules"
+    return cell
+
+
+def student_notebook(nb, asg: Assignment, unavailable: dict | None = None):
     """The student copy of a parsed source notebook (a new ``nbformat`` node).
 
     Besides ``metadata.flatlab`` (what the secure grader reads) it carries what nbgrader and
@@ -146,7 +179,10 @@ def student_notebook(nb, asg: Assignment):
     out.metadata["otter"] = {"assignment_name": asg.name}
     summaries = {t.id: t.summary for t in asg.tasks}
     nbg = nbgrader_cells(nb, asg)
+    rules = rules_markdown(asg, unavailable)
     for i, cell in enumerate(nb.cells):
+        if i == 1 and rules:  # after the title cell
+            out.cells.append(_rules_cell(asg, rules))
         meta = cell_meta(cell)
         role = meta.get("role")
         if role == "hidden_test" and i in nbg:
@@ -180,10 +216,14 @@ def student_notebook(nb, asg: Assignment):
     return out
 
 
-def bundle_dict(asg: Assignment, source_text: str) -> dict:
+def bundle_dict(asg: Assignment, source_text: str, unavailable: dict | None = None) -> dict:
     """The grading bundle: everything the trusted grader needs, nothing the student sees."""
     pts = asg.test_points()
+    unavailable = unavailable or {"removed": [], "collateral": []}
     return {
+        "flatlab_view": "flatlab_view",  # relative to the bundle's folder: <view>/flatlab/
+        "removed": unavailable["removed"],  # [{name, reason}] stubbed in the view
+        "collateral": unavailable["collateral"],  # kept public names that call a removed definition
         "format": BUNDLE_FORMAT,
         "assignment": asg.name,
         "title": asg.title,
@@ -242,35 +282,49 @@ def find_leaks(student_text: str, source_nb, asg: Assignment) -> list[str]:
 
 
 def build_one(source: Path, out_dir: Path | None, bundles: Path | None,
-              notebooks: Path | None = None) -> tuple[str, str, dict]:
+              notebooks: Path | None = None, check_view: bool = False) -> tuple[str, str, dict]:
     """Build one source ``hwN.py``; returns (name, student notebook text, bundle).
 
     Writes the files when ``out_dir`` / ``bundles`` / ``notebooks`` (the solution notebook)
-    are given. Raises ``ValueError`` if the source is malformed or the student copy would
-    leak anything.
+    are given. Raises ``ValueError`` if the source is malformed, a forbid name cannot be
+    removed, the student copy would leak anything, or (``check_view``) the reference solution
+    does not keep full marks against the restricted flatlab (naming the task and the name).
     """
     nb = read_source(source)
     source_text = Path(source).read_text(encoding="utf-8")
     asg = parse_source(nb)
     if Path(source).stem != asg.name:
         raise ValueError(f"{source}: file name must match metadata.flatlab.assignment {asg.name!r}")
-    student = student_notebook(nb, asg)
+    try:
+        removed = restrict.plan({t.id: list(t.forbid) for t in asg.tasks}, asg.name)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
+    unavailable = {"removed": [r.as_dict() for r in removed], "collateral": restrict.collateral(removed)}
+    student = student_notebook(nb, asg, unavailable)
     nbformat.validate(student)
     text = nbformat.writes(student) + "\n"
     leaks = find_leaks(text, nb, asg)
     if leaks:
         raise ValueError(f"{source}: the student notebook would leak: {'; '.join(leaks[:5])}")
-    bundle = bundle_dict(asg, source_text)
+    if notebooks is not None:
+        nbformat.validate(nb)
+        write_atomic(Path(notebooks) / f"{asg.name}.ipynb", nbformat.writes(nb) + "\n")
+    bundle = bundle_dict(asg, source_text, unavailable)
     if out_dir is not None:
         write_atomic(Path(out_dir) / f"{asg.name}.ipynb", text)
     if bundles is not None:
         bdir = Path(bundles) / asg.name
         bdir.mkdir(parents=True, exist_ok=True)
         os.chmod(bdir, 0o700)
+        restrict.write_view(bdir / bundle["flatlab_view"], removed, asg.name)
         write_atomic(bdir / "bundle.json", json.dumps(bundle, indent=1, sort_keys=True) + "\n", mode=0o600)
-    if notebooks is not None:
-        nbformat.validate(nb)
-        write_atomic(Path(notebooks) / f"{asg.name}.ipynb", nbformat.writes(nb) + "\n")
+    if check_view:
+        with tempfile.TemporaryDirectory() as d:
+            restrict.write_view(Path(d), removed, asg.name)
+            cells = [src for _, src in submission_cells(nb, asg)[0]]
+            problems = restrict.check_solution(cells, bundle, Path(d))
+        if problems:
+            raise ValueError(f"{source}: " + "; ".join(problems[:5]))
     return asg.name, text, bundle
 
 
@@ -283,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--notebooks", default="build/solutions",
                    help="folder for the solution notebooks (sources as notebooks, to run or grade)")
     p.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 if --out differs from a fresh build or anything leaks")
+                   help="write nothing; exit 1 if --out differs from a fresh build, anything leaks, or a "
+                        "reference solution loses points against the restricted flatlab")
     a = p.parse_args(argv)
     sources = sorted(Path(a.solutions).glob("*.py"))
     if not sources:
@@ -292,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     drift = []
     for src in sources:
         try:
-            name, text, _ = build_one(src, *((None, None, None) if a.check else (a.out, a.bundles, a.notebooks)))
+            name, text, _ = build_one(src, *((None, None, None) if a.check else (a.out, a.bundles, a.notebooks)),
+                                      check_view=a.check)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
@@ -313,5 +369,5 @@ def main(argv: list[str] | None = None) -> int:
         if drift:
             print("run `python -m autograder build` and commit the result", file=sys.stderr)
             return 1
-        print(f"{len(sources)} assignment(s) up to date, no leaks")
+        print(f"{len(sources)} assignment(s) up to date, no leaks, solutions pass against their restricted flatlab")
     return 0

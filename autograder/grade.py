@@ -34,10 +34,11 @@ import numpy as np
 
 from .build import write_atomic
 from .notebook import Assignment, HiddenTest, Manual, Task, strip_magics, submission_cells
+from .restrict import is_flatlab_name, review_flags
 from .report import feedback_html, feedback_markdown
 from .sandbox import SandboxConfig, Session, StudentError, prestart
 
-__all__ = ["GradingConfig", "load_bundle", "assert_close", "static_forbidden", "submission_seed",
+__all__ = ["GradingConfig", "load_bundle", "assert_close", "review_flags", "submission_seed",
            "grade_notebook", "grade_paths", "collect_submissions", "write_outputs", "add_arguments", "run",
            "main"]
 
@@ -81,21 +82,41 @@ class GradingConfig:
         if type(self.isolate) is not bool:
             bad("isolate", "must be a bool")
 
-    def sandbox(self) -> SandboxConfig:
-        """The worker's limits: per-cell timeout, memory, and RLIMIT_CPU = the submission budget."""
+    def sandbox(self, flatlab_view: str | None = None) -> SandboxConfig:
+        """The worker's limits: per-cell timeout, memory, and RLIMIT_CPU = the submission budget;
+        ``flatlab_view``: the folder holding the assignment's restricted ``flatlab/``."""
+        view = {} if flatlab_view is None else {"flatlab_view": str(flatlab_view)}
+        if view and "flatlab_view" not in getattr(SandboxConfig, "__dataclass_fields__", {}):
+            view = {}  # a sandbox without views (before autograder/sandbox.py learns them)
         return SandboxConfig(timeout=float(self.cell_timeout), memory_bytes=int(self.memory_gb * 2**30),
-                             cpu_seconds=max(1, math.ceil(self.submission_timeout)), isolate=self.isolate)
+                             cpu_seconds=max(1, math.ceil(self.submission_timeout)), isolate=self.isolate,
+                             **view)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 def load_bundle(bundles: str | Path, assignment: str) -> dict:
-    """Read ``<bundles>/<assignment>/bundle.json``."""
+    """Read ``<bundles>/<assignment>/bundle.json``; its ``flatlab_view`` (stored relative to the
+    bundle's folder) comes back absolute. A bundle copied without its view (``flatlab_view/``)
+    gets it rebuilt from ``removed`` and the installed flatlab."""
     path = Path(bundles) / assignment / "bundle.json"
     if not path.exists():
         raise ValueError(f"no grading bundle {path}; run `python -m autograder build` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    bundle = json.loads(path.read_text(encoding="utf-8"))
+    if bundle.get("flatlab_view"):
+        view = (path.parent / bundle["flatlab_view"]).resolve()
+        if not (view / "flatlab" / "__init__.py").is_file():  # a bundle copied without it: rebuild it
+            from .restrict import Removed, write_view
+            removed = [Removed.from_dict(r) for r in bundle.get("removed", [])]
+            try:
+                write_view(view, removed, bundle["assignment"])
+            except OSError:  # a read-only bundle folder
+                import tempfile
+                view = Path(tempfile.mkdtemp(prefix=f"flatlab-view-{bundle['assignment']}-"))
+                write_view(view, removed, bundle["assignment"])
+        bundle["flatlab_view"] = str(view)
+    return bundle
 
 
 def _as_array(x, name):
@@ -174,30 +195,6 @@ def assert_close(got, want, rtol: float = 1e-6, atol: float = 1e-8, name: str = 
         raise AssertionError(
             f"{name} is wrong{at}: you returned {mine}" + (f"; {how}" if how else "")
             + f" ({int(bad.sum())} of {err.size} entries off; rtol={rtol:g}, atol={atol:g})")
-
-
-def static_forbidden(source: str, names) -> list[str]:
-    """Forbidden dotted names whose last part appears in a cell's code (names, attributes,
-    imports, string constants). Comments do not count."""
-    try:
-        tree = ast.parse(strip_magics(source))
-    except SyntaxError:
-        return []
-    last = {n.rsplit(".", 1)[-1]: n for n in names}
-    hits = []
-    for node in ast.walk(tree):
-        cand = None
-        if isinstance(node, ast.Attribute):
-            cand = node.attr
-        elif isinstance(node, ast.Name):
-            cand = node.id
-        elif isinstance(node, ast.alias):
-            cand = node.name.rsplit(".", 1)[-1]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            cand = node.value
-        if cand in last and last[cand] not in hits:
-            hits.append(last[cand])
-    return hits
 
 
 # Trusted code (hidden tests, references) runs one thread at a time: torch's forward-mode AD
@@ -465,8 +462,10 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
     sub_seed = submission_seed(config.seed, student, digest)
     run = [(i, strip_magics(src)) for i, src in run]
     ns = _hidden_namespace(bundle)
-    session = Session(run, dataclasses.replace(config.sandbox(), flatlab_view=bundle.get("flatlab_view")),
-                      slot=slot, hide=hide)
+    view = bundle.get("flatlab_view")
+    if view and not os.path.isabs(view):
+        raise ValueError(f"bundle flatlab_view {view!r} is relative: read bundles with load_bundle")
+    session = Session(run, config.sandbox(view), slot=slot, hide=hide)
     deadline = time.monotonic() + config.submission_timeout
     dog = _Watchdog(session, config.submission_timeout)
     status, tasks, student_total, trusted_total = "graded", [], 0.0, 0.0
@@ -474,18 +473,18 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
         session.warm()
         _warm_trusted()  # (normally done by then: `run` starts it in the background)
         for task in bundle["tasks"]:
-            static = static_forbidden(task_src.get(task["id"], ""), task["forbid"])
+            flags = review_flags(task_src.get(task["id"], ""), task["forbid"])  # reported, never subtracted
             tests = []
             for t in (x for x in bundle["tests"] if x["task"] == task["id"]):
                 h = int.from_bytes(hashlib.sha256(f"{task['id']}.{t['name']}".encode()).digest()[:8], "big")
                 rec = _record(t, seed=[sub_seed, h])
                 t_wall, trusted = time.monotonic(), 0.0
-                student_obj = _Student(session, task["forbid"], config.test_timeout, config, deadline)
+                # flatlab names: removed from the view (the tripwire is a second line); others: review flags
+                student_obj = _Student(session, [n for n in task["forbid"] if is_flatlab_name(n)],
+                                       config.test_timeout, config, deadline)
                 if dog.expired.is_set() or time.monotonic() > deadline:
                     status = "timeout"
                     rec.update(kind="timeout", message="the grading time for this submission ran out")
-                elif static:
-                    rec.update(kind="forbidden", message="your code for this task uses " + ", ".join(static))
                 else:
                     try:
                         with _TRUSTED:
@@ -517,7 +516,8 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
                 trusted_total += rec["time"]["trusted_s"]
                 tests.append(rec)
             tasks.append({"id": task["id"], "points": task["points"],
-                          "score": round(sum(x["score"] for x in tests), 6), "tests": tests})
+                          "score": round(sum(x["score"] for x in tests), 6), "tests": tests,
+                          "review_flags": flags})
         kinds = [x["kind"] for tk in tasks for x in tk["tests"]]
         if status == "graded" and kinds and all(k == "crashed" for k in kinds):
             status = "crashed"

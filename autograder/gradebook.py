@@ -5,7 +5,9 @@
 regrading one student changes only that student's row. ``score``/``max_score`` are the
 autograded points; ``manual``/``manual_max`` the hand-graded ones, from an optional
 ``<out>/manual.csv`` (``student`` + one column per manual question id) that the instructor
-fills in; they are kept apart from the autograded points.
+fills in; they are kept apart from the autograded points. ``review_flags.csv`` (``student,
+task, flag``) lists the review flags of every task (a forbidden non-flatlab name in the
+task's code, see FORMAT.md): for a person to read, never subtracted.
 """
 from __future__ import annotations
 
@@ -94,7 +96,7 @@ def _roster(path: Path) -> list[dict]:
 
 
 def rebuild(out: Path, roster: Path | None = None, warn=_warn) -> list[dict]:
-    """Rewrite ``grades.csv`` and ``grades_canvas.csv`` in ``out`` from all its results."""
+    """Rewrite ``grades.csv``, ``review_flags.csv`` and ``grades_canvas.csv`` in ``out`` from all its results."""
     from .grade import student_id
     out = Path(out)
     results = load_results(out, warn)
@@ -113,6 +115,8 @@ def rebuild(out: Path, roster: Path | None = None, warn=_warn) -> list[dict]:
                      _fmt(manual_max), _fmt(total), *[_fmt(scores.get(k, 0.0)) for k in task_ids],
                      *[_fmt(m.get(q)) for q in manual_ids]])
     _write(out / "grades.csv", rows)
+    _write(out / "review_flags.csv", [["student", "task", "flag"]] + [
+        [r["student"], t["id"], f] for r in results for t in r["tasks"] for f in t.get("review_flags", [])])
 
     name = results[0]["assignment"] if results else out.name
     col = f"{name} (autograded)"

@@ -330,5 +330,18 @@ def submission_cells(nb, asg: Assignment) -> tuple[list[tuple[int, str]], dict[s
 
 
 def strip_magics(src: str) -> str:
-    """Comment out IPython magics and shell escapes (``%``, ``!``) so a cell is plain Python."""
-    return "\n".join("# " + ln if ln.lstrip().startswith(("%", "!")) else ln for ln in src.split("\n"))
+    """A cell as plain Python: IPython's own input transformer turns magics and shell escapes
+    (``%time f(x)``, ``!pip install x``, ``%%capture``) into ``get_ipython()`` calls (answered in
+    the worker by :mod:`autograder.magics`). Code that already parses is returned unchanged,
+    so valid Python (a continuation line starting with ``!=``, a string with ``%``) is never
+    altered."""
+    try:
+        ast.parse(src)
+        return src
+    except SyntaxError:
+        pass
+    from IPython.core.inputtransformer2 import TransformerManager
+    try:
+        return TransformerManager().transform_cell(src)
+    except Exception:  # IPython could not read it either: the cell fails as it would in Jupyter
+        return src

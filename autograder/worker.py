@@ -35,7 +35,7 @@ import socket
 import sys
 import traceback
 
-from autograder import codec
+from autograder import codec, magics
 
 __all__ = ["zygote"]
 
@@ -338,7 +338,7 @@ def _template(cfg: dict, ctl_fd: int, rep_fd: int, ns_done: dict) -> None:
     prot["uid"] = _drop(cfg.get("uid"), cfg.get("gid"))
     os.chdir(cfg["workdir"])
     sys.argv = [""]
-    ns = {"__name__": "__main__", "__builtins__": builtins}
+    ns = magics.install({"__name__": "__main__", "__builtins__": builtins})  # get_ipython() for magics
     codec.send(rep_fd, {"ready": True, "protections": prot})
     _serve(socket.socket(fileno=ctl_fd), rep_fd, ns)
 

@@ -1,4 +1,4 @@
-"""The grader's trusted pieces (assert_close, the static forbid scan, per-test rngs) and
+"""The grader's trusted pieces (assert_close, per-test rngs) and
 end-to-end properties: determinism, return_args, the non-isolated fallback."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from agfixtures import SOLUTIONS, make_submission
 
 from autograder.grade import (GradingConfig, _test_rng, assert_close, collect_submissions, content_hash, grade_notebook,
-                              grade_paths, load_bundle, static_forbidden, student_id, submission_seed)
+                              grade_paths, load_bundle, student_id, submission_seed)
 from autograder.sandbox import SandboxConfig, Session, StudentError
 
 
@@ -48,16 +48,6 @@ def test_assert_close_accepts_within_tolerance_and_explains_failures_without_the
     for bad in (None, "1.0", True, {"a": 1}, [object()]):
         with pytest.raises(AssertionError, match="expected a number or an array"):
             assert_close(bad, 1.0)
-
-
-def test_static_forbidden_scan():
-    names = ["flatlab.models.flatten_params", "torch.linalg.eigh"]
-    assert static_forbidden("def f(m):\n    return flatlab.flatten_params(m)\n", names) == [names[0]]
-    assert static_forbidden("from flatlab.models import flatten_params as fp\n", names) == [names[0]]
-    assert static_forbidden("def f(m):\n    return getattr(flatlab.models, 'flatten_params')(m)\n", names) == [names[0]]
-    assert static_forbidden("x = torch.linalg.eigh(a)\n", names) == [names[1]]
-    assert static_forbidden("# flatten_params is not allowed\ndef f(m):\n    '''no flatten_params'''\n", names) == []
-    assert static_forbidden("def f(:\n", names) == []  # a syntax error is the cell's problem, not a hit
 
 
 def test_test_rng_depends_on_seed_and_name_only():
@@ -157,7 +147,7 @@ def test_submission_cells_find_tasks_without_metadata(built):
     roles = {c.metadata.get("flatlab", {}).get("role") for i, c in enumerate(sub.cells) if i in dict(run)}
     assert roles <= {None}  # public tests, experiments are not run
     assert "x * x" in task_src["hwfix.square"] and task_src["hwfix.nparams"].endswith("return 0\n")
-    assert strip_magics("%time 1\n!ls\nx = 1") == "# %time 1\n# !ls\nx = 1"
+    assert strip_magics("%time 1\n!ls\nx = 1") == "get_ipython().run_line_magic('time', '1')\nget_ipython().system('ls')\nx = 1\n"
 
 
 def test_trusted_lock_is_held_by_hidden_tests_and_released_while_the_student_runs():
