@@ -34,7 +34,7 @@ import numpy as np
 
 from .build import write_atomic
 from .notebook import Assignment, HiddenTest, Manual, Task, strip_magics, submission_cells
-from .restrict import is_flatlab_name, review_flags
+from .restrict import review_flags
 from .report import feedback_html, feedback_markdown
 from .sandbox import SandboxConfig, Session, StudentError, prestart
 
@@ -85,12 +85,9 @@ class GradingConfig:
     def sandbox(self, flatlab_view: str | None = None) -> SandboxConfig:
         """The worker's limits: per-cell timeout, memory, and RLIMIT_CPU = the submission budget;
         ``flatlab_view``: the folder holding the assignment's restricted ``flatlab/``."""
-        view = {} if flatlab_view is None else {"flatlab_view": str(flatlab_view)}
-        if view and "flatlab_view" not in getattr(SandboxConfig, "__dataclass_fields__", {}):
-            view = {}  # a sandbox without views (before autograder/sandbox.py learns them)
         return SandboxConfig(timeout=float(self.cell_timeout), memory_bytes=int(self.memory_gb * 2**30),
                              cpu_seconds=max(1, math.ceil(self.submission_timeout)), isolate=self.isolate,
-                             **view)
+                             flatlab_view=None if flatlab_view is None else str(flatlab_view))
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -254,9 +251,9 @@ class _Student:
     time of the worker is unknown) plus the CPU time of this (trusted) thread outside the
     calls. Every returned value is size-checked before the hidden test sees it."""
 
-    def __init__(self, session: Session, forbid, budget: float, config: GradingConfig | None = None,
+    def __init__(self, session: Session, budget: float, config: GradingConfig | None = None,
                  deadline: float | None = None):
-        self._session, self._forbid, self._budget = session, tuple(forbid), float(budget)
+        self._session, self._budget = session, float(budget)
         self._config = config or GradingConfig()
         self._deadline = deadline  # monotonic: the submission's budget
         self.student_s = 0.0  # the student's time in calls
@@ -479,9 +476,8 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
                 h = int.from_bytes(hashlib.sha256(f"{task['id']}.{t['name']}".encode()).digest()[:8], "big")
                 rec = _record(t, seed=[sub_seed, h])
                 t_wall, trusted = time.monotonic(), 0.0
-                # flatlab names: removed from the view (the tripwire is a second line); others: review flags
-                student_obj = _Student(session, [n for n in task["forbid"] if is_flatlab_name(n)],
-                                       config.test_timeout, config, deadline)
+                # forbidden flatlab names are not in the worker's flatlab (the view); others are review flags
+                student_obj = _Student(session, config.test_timeout, config, deadline)
                 if dog.expired.is_set() or time.monotonic() > deadline:
                     status = "timeout"
                     rec.update(kind="timeout", message="the grading time for this submission ran out")

@@ -162,7 +162,7 @@ def test_trusted_lock_is_held_by_hidden_tests_and_released_while_the_student_run
             seen.append(("in student call", G._TRUSTED.locked()))
             return 42, None
 
-    student = G._Student(FakeSession(), (), budget=10.0)
+    student = G._Student(FakeSession(), budget=10.0)
     with G._TRUSTED:
         seen.append(("in hidden test", G._TRUSTED.locked()))
         assert student.square(3) == 42
