@@ -56,7 +56,7 @@ class ModelConfig:
     eps: float = 1e-6  # sim_ln: floor of ‖h‖; sim_bn: floor of the statistic s
     depth: int = 2  # number of weight layers; > 2 only for deep_bias
     init_scale: float = 1.0  # multiplies the first layer (W1, b1) at init (Fig. 6a: 0.01)
-    gamma_init: float = 1.0  # sim_bn: initial γ (0.447 keeps width 500 stable, PROBES.md)
+    gamma_init: float = 1.0  # sim_bn: initial γ (0.447 keeps width 500 stable in probe runs)
 
     def to_dict(self) -> dict:
         return asdict(self)

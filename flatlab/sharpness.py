@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vjp, vmap
 
@@ -362,8 +363,6 @@ def top_eigenvalue(model, X, y, *, loss="mse", tol: float = 1e-10, max_iter: int
     is True only if its true residual ‖Hv - λv‖ (from actual products, not a recurrence) is
     <= tol·|λ| (floored at 1e-13·|λ|, rounding level).
     """
-    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
-
     if method not in EIGEN_METHODS:
         raise ValueError(f"method must be one of {EIGEN_METHODS}, got {method!r}")
     _check_positive(tol, "tol")

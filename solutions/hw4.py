@@ -38,7 +38,7 @@ import torch
 import flatlab
 from flatlab.models import make_model, set_params
 from flatlab.sharpness import gauss_newton_trace
-from flatlab.training import Phase, TrainConfig, train
+from flatlab.train import Phase, TrainConfig, train
 
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)
@@ -319,7 +319,7 @@ for name, model in solutions.items():
 #
 # Width 500 from the same initialization. GD with weight decay (lr 0.05, wd 0.05) and 1-SAM
 # (lr 0.01, ρ 0.1, 6,000 epochs = 6·10⁵ SAM steps) through the fast engine
-# (`flatlab.training.train`); the history logs the test accuracy and the trace. ~40 s.
+# (`flatlab.train.train`); the history logs the test accuracy and the trace. ~40 s.
 # (The paper runs 6·10⁵ *epochs*; the drift continues, PROBES.md measured 0.62 at the end.)
 
 # %% flatlab={"role": "experiment"}

@@ -1,4 +1,4 @@
-"""Appendix figures (flatlab.appendix): configs, direction checks, and a smoke run of each
+"""Appendix figures (flatlab.lab.appendix): configs, direction checks, and a smoke run of each
 figure through ``flatlab reproduce`` (results.json schema, figures, checks)."""
 import json
 
@@ -6,8 +6,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from flatlab import appendix as A
-from flatlab import experiments as E
+from flatlab.lab import appendix as A
+from flatlab.lab import runner as E
 from flatlab.cli import APPENDIX, main
 
 

@@ -1,4 +1,4 @@
-"""flatlab.beyond: the smoke comparison end to end, the Sim-LN rescaling, the checks, bad input."""
+"""flatlab.lab.beyond: the smoke comparison end to end, the Sim-LN rescaling, the checks, bad input."""
 import dataclasses
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from flatlab.beyond import (
+from flatlab.lab.beyond import (
     BEYOND_METHODS,
     beyond_checks,
     get_beyond_config,
@@ -16,7 +16,7 @@ from flatlab.beyond import (
 )
 from flatlab.data import xor_parity
 from flatlab.models import make_model
-from flatlab.penalty import sharpness_penalty
+from flatlab.train.penalty import sharpness_penalty
 
 FLOOR = 4 * math.sqrt(31)
 
@@ -142,7 +142,7 @@ def test_checks_pass_and_fail():
 
 def test_interrupted_run_stops_and_writes(tmp_path, monkeypatch):
     """A run that returns early (Ctrl-C) stops the sequential loop; the file lists what is missing."""
-    import flatlab.beyond as fb
+    import flatlab.lab.beyond as fb
 
     calls = []
 

@@ -6,9 +6,9 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from flatlab import experiments as E
+from flatlab.lab import runner as E
 from flatlab.cli import main
-from flatlab.plotting import curves_figure
+from flatlab.lab.plotting import curves_figure
 
 RUN_KEYS = {"arch", "method", "label", "seed", "interrupted", "final", "peak", "neurons", "history"}
 HISTORY_KEYS = {"epoch", "train_loss", "test_acc", "trace"}
@@ -100,8 +100,8 @@ def test_construct_command(capsys):
 
 
 def test_reproduce_beyond_dispatches_and_summarizes(tmp_path, capsys, monkeypatch):
-    """`flatlab reproduce beyond` calls flatlab.beyond.run_beyond and prints its summary and checks."""
-    import flatlab.beyond as B
+    """`flatlab reproduce beyond` calls flatlab.lab.beyond.run_beyond and prints its summary and checks."""
+    import flatlab.cli as B
 
     calls = {}
 

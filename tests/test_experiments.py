@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from flatlab import constructions as C
-from flatlab import experiments as E
+from flatlab.lab import results as R
+from flatlab.lab import runner as E
 
 
 def test_every_config_is_typed_and_serializable():
@@ -87,20 +88,19 @@ def test_check_directions_pass_and_fail():
 
 def test_write_json_atomic_survives_interruption(tmp_path, monkeypatch):
     path = tmp_path / "results.json"
-    E.write_json_atomic(path, {"old": 1})
+    R.write_json_atomic(path, {"old": 1})
 
-    def broken_dump(obj, fh, **kw):
-        fh.write('{"new": ')  # half a file, then Ctrl-C
+    def broken_fsync(fd):  # the new text is in the temp file, not yet on disk: Ctrl-C
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(E.json, "dump", broken_dump)
+    monkeypatch.setattr(R.os, "fsync", broken_fsync)
     with pytest.raises(KeyboardInterrupt):
-        E.write_json_atomic(path, {"new": 2})
+        R.write_json_atomic(path, {"new": 2})
     assert json.loads(path.read_text()) == {"old": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temp file left behind
     monkeypatch.undo()
     with pytest.raises(ValueError):
-        E.write_json_atomic(path, {"x": math.nan})  # strict JSON
+        R.write_json_atomic(path, {"x": math.nan})  # strict JSON
     assert json.loads(path.read_text()) == {"old": 1}
 
 
@@ -130,9 +130,7 @@ def test_runner_is_deterministic_across_workers(tmp_path):
 
 def test_ctrl_c_writes_complete_file(tmp_path, monkeypatch):
     """Ctrl-C during the second run: the file holds the first run and is marked interrupted."""
-    import flatlab.training as T
-
-    real_train, calls = T.train, []
+    real_train, calls = E.train, []
 
     def train(model, data, config, progress=False):
         calls.append(config.seed)
@@ -140,7 +138,7 @@ def test_ctrl_c_writes_complete_file(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_train(model, data, config, progress=progress)
 
-    monkeypatch.setattr(T, "train", train)
+    monkeypatch.setattr(E, "train", train)
     res = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path, progress=False, workers=1,
                          figures=False, log=lambda *_: None)
     on_disk = json.loads((tmp_path / "scenario3" / "results.json").read_text())

@@ -4,7 +4,7 @@
   ρ 0.2) on the no-bias and on the bias net. Paper: the flattest no-bias model generalizes
   far better than the bias one. The labels are real, so the test metric that matters is the
   test MSE (recorded as ``final.test_mse``); the curves show the sign accuracy
-  Pr(y·f(x) > 0), the zero-one metric of FACTS.md applied to sign(y). Both are checked.
+  Pr(y·f(x) > 0), the paper's zero-one metric applied to sign(y). Both are checked.
 - ``fig11``   3-layer MLP with bias in the first layer, XOR data: SGD + weight decay
   (batch 1, lr 0.01, wd 0.05) vs 1-SAM (lr 0.01, ρ 0.05). Paper: the same contrast as
   Fig. 4 (the baseline generalizes, 1-SAM ends flatter and generalizes worse).
@@ -21,7 +21,7 @@ paper's direction; where a direction does not show at quick scale, the notes say
 """
 from __future__ import annotations
 
-from .experiments import MethodSpec, ScenarioConfig
+from .spec import MethodSpec, ScenarioConfig, check_preset
 
 __all__ = ["FIGURES", "build_config", "check_directions"]
 
@@ -108,8 +108,7 @@ def build_config(name: str, preset: str) -> ScenarioConfig:
     """The ScenarioConfig of appendix figure ``name`` (one of ``FIGURES``) for ``preset``."""
     if name not in _BUILDERS:
         raise ValueError(f"appendix figure must be one of {FIGURES}, got {name!r}")
-    if preset not in ("quick", "paper", "smoke"):
-        raise ValueError(f"preset must be one of ('quick', 'paper', 'smoke'), got {preset!r}")
+    check_preset(preset)
     return _BUILDERS[name](preset)
 
 
