@@ -34,8 +34,8 @@ import time
 
 import torch
 
-from .constructions import (bias_trace_floor, generalizing_bias, generalizing_sim_ln, memorizing_bias,
-                            memorizing_sim_ln, sim_ln_trace_floor)
+from .constructions import (generalizing_bias, generalizing_sim_ln, memorizing_bias, memorizing_sim_ln,
+                            sim_ln_trace_floor)
 from .data import make_dataset
 from .lab.appendix import FIGURES
 from .lab.beyond import run_beyond
@@ -43,7 +43,7 @@ from .lab.executors import make_executor
 from .lab.runner import SCENARIOS, run_scenarios
 from .lab.sweep import run_sweep
 from .losses import accuracy
-from .sharpness import hessian_trace
+from .sharpness import bias_trace_lower_bound, hessian_trace
 
 __all__ = ["main", "build_parser", "APPENDIX"]
 
@@ -269,7 +269,7 @@ def _construct(args) -> int:
     with torch.no_grad():
         fit = float((model(X) - y).abs().max())
         acc = accuracy(model(data.X_test), data.y_test)
-    floor = bias_trace_floor(args.d) if "bias" in args.kind else sim_ln_trace_floor()
+    floor = bias_trace_lower_bound(args.d) if "bias" in args.kind else sim_ln_trace_floor()
     print(f"{args.kind}: width {model.config.width}, max |f(x_i) - y_i| = {fit:.2e}, "
           f"trace = {trace:.6f} (floor {floor:.6f}), test acc = {acc:.4f}")
     return 0

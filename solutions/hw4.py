@@ -59,7 +59,7 @@ def bias_net(params):
 # Hence Tr ∇²L ≥ (4/n) Σ_i ‖x'_i‖·|y_i|, which is 4·sqrt(d+1) on the hypercube with ±1
 # labels. Write `trace_lower_bound(X, y)` for general data.
 
-# %% flatlab={"forbid": ["flatlab.sharpness.bias_trace_lower_bound_data", "flatlab.sharpness.bias_trace_lower_bound", "flatlab.constructions.bias_trace_floor"], "function": "trace_lower_bound", "id": "hw4.lower_bound", "points": 2, "role": "task", "summary": "return (4/n) sum_i ||(x_i, 1)|| * |y_i|"}
+# %% flatlab={"forbid": ["flatlab.sharpness.bias_trace_lower_bound_data", "flatlab.sharpness.bias_trace_lower_bound"], "function": "trace_lower_bound", "id": "hw4.lower_bound", "points": 2, "role": "task", "summary": "return (4/n) sum_i ||(x_i, 1)|| * |y_i|"}
 def trace_lower_bound(X, y):
     """(4/n) Σ_i sqrt(‖x_i‖² + 1)·|y_i| for X (n, d), y (n,). Returns a float."""
     ### BEGIN SOLUTION

@@ -16,21 +16,22 @@ PACKAGE = ROOT / "flatlab"
 
 # rank of each room; a module may import only modules of a strictly lower rank
 RANK = {
-    "flatlab._version": 0, "flatlab.data": 0, "flatlab.losses": 0,
+    "flatlab._version": 0, "flatlab._checks": 0, "flatlab.data": 0, "flatlab.losses": 0,
     "flatlab.models": 1,
     "flatlab._closed_form": 2,
-    "flatlab.sharpness": 3, "flatlab.constructions": 3, "flatlab.diagnostics": 3,
-    "flatlab.train.config": 4, "flatlab.train.reference": 4, "flatlab.train.engine": 4,
-    "flatlab.train.penalty": 5, "flatlab.train.loop": 5,
-    "flatlab.train.run": 6,
-    "flatlab.train": 7,
-    "flatlab.lab.spec": 8, "flatlab.lab.results": 8, "flatlab.lab.executors": 8, "flatlab.lab.plotting": 8,
-    "flatlab.lab.scenarios": 9, "flatlab.lab.appendix": 9,
-    "flatlab.lab.runner": 10,
-    "flatlab.lab.beyond": 11, "flatlab.lab.sweep": 11,
-    "flatlab.lab": 12,
-    "flatlab.cli": 13,
-    "flatlab": 14,
+    "flatlab.sharpness": 3, "flatlab.diagnostics": 3,
+    "flatlab.constructions": 4,
+    "flatlab.train.config": 5, "flatlab.train.reference": 5, "flatlab.train.engine": 5,
+    "flatlab.train.penalty": 6, "flatlab.train.loop": 6,
+    "flatlab.train.run": 7,
+    "flatlab.train": 8,
+    "flatlab.lab.spec": 9, "flatlab.lab.results": 9, "flatlab.lab.executors": 9, "flatlab.lab.plotting": 9,
+    "flatlab.lab.scenarios": 10, "flatlab.lab.appendix": 10,
+    "flatlab.lab.runner": 11,
+    "flatlab.lab.beyond": 12, "flatlab.lab.sweep": 12,
+    "flatlab.lab": 13,
+    "flatlab.cli": 14,
+    "flatlab": 15,
 }
 # third-party packages a function may import lazily (heavy or optional); nothing else
 LAZY_OK = {"numba", "dask", "distributed", "matplotlib", "tqdm"}

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from flatlab import constructions as C
+from flatlab.sharpness import bias_trace_lower_bound
 from flatlab.lab import results as R
 from flatlab.lab import runner as E
 
@@ -71,7 +72,7 @@ def _fake_results(scenario, finals, preset="quick"):
                      "final": {"test_acc": acc, "trace": trace, "train_loss": 1e-3},
                      "peak": {"test_acc": peak, "epoch": 10}, "neurons": [{"share_x12": 0.95}] * 4})
     return {"scenario": scenario, "preset": preset, "runs": runs,
-            "summary": {"trace_floor": C.bias_trace_floor(30)}}
+            "summary": {"trace_floor": bias_trace_lower_bound(30)}}
 
 
 def test_check_directions_pass_and_fail():

@@ -34,11 +34,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .._version import __version__
-from ..constructions import bias_trace_floor, sim_ln_trace_floor
+from ..constructions import sim_ln_trace_floor
 from ..data import make_dataset
 from ..diagnostics import diagnose
 from ..losses import accuracy, mse
 from ..models import make_model
+from ..sharpness import bias_trace_lower_bound
 from ..train import Phase, TrainConfig, train
 from ..train.penalty import LabelNoiseConfig, PenaltyConfig, sharpness_penalty
 from .executors import LocalExecutor
@@ -222,7 +223,7 @@ def _summary(config: BeyondConfig, runs: list[dict]) -> dict:
                 "seconds": stats([r["seconds"] for r in rs]),
                 "cpu_seconds": stats([r["cpu_seconds"] for r in rs]),
             }
-    out["trace_floor"] = bias_trace_floor(config.d)
+    out["trace_floor"] = bias_trace_lower_bound(config.d)
     return out
 
 

@@ -15,7 +15,8 @@ step), GD (full batch) and the test-accuracy evaluations on 10,000 points at eve
 """
 from __future__ import annotations
 
-from ..constructions import bias_trace_floor, sim_ln_trace_floor
+from ..constructions import sim_ln_trace_floor
+from ..sharpness import bias_trace_lower_bound
 from .spec import MethodSpec, ScenarioConfig, check_preset
 
 __all__ = ["SCENARIOS", "build_config", "summary_extras", "check_directions"]
@@ -97,7 +98,7 @@ def summary_extras(config: ScenarioConfig, runs: list[dict]) -> dict:
     """What a main scenario's summary adds: the trace floor of its interpolators, Fig. 2b's table."""
     out = {}
     if config.arch == "bias":
-        out["trace_floor"] = bias_trace_floor(config.d)
+        out["trace_floor"] = bias_trace_lower_bound(config.d)
     if config.arch == "sim_ln":
         out["trace_floor"] = sim_ln_trace_floor()
     if config.arch == "sim_bn":  # Fig. 2b: the top-4 neurons of every run

@@ -9,21 +9,14 @@ minimizers have their own configs in ``flatlab.train.penalty`` (``PenaltyConfig`
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["METHODS", "BACKENDS", "Phase", "TrainConfig", "check_number"]
+from .._checks import check_positive
+
+__all__ = ["METHODS", "BACKENDS", "Phase", "TrainConfig"]
 
 METHODS = ("gd", "sgd", "sam", "one_sam")
 BACKENDS = ("auto", "torch", "engine")
-
-
-def check_number(value, name, *, minimum=0.0, strict=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -39,8 +32,8 @@ class Phase:
         if isinstance(e, bool) or not isinstance(e, (int, float)) or not float(e).is_integer() or e < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {e!r}")
         object.__setattr__(self, "epochs", int(e))
-        object.__setattr__(self, "lr", check_number(self.lr, "lr", strict=True))
-        object.__setattr__(self, "rho", check_number(self.rho, "rho"))
+        object.__setattr__(self, "lr", check_positive(self.lr, "lr"))
+        object.__setattr__(self, "rho", check_positive(self.rho, "rho", allow_zero=True))
 
 
 @dataclass(frozen=True)
@@ -67,14 +60,14 @@ class TrainConfig:
         if not ok:
             raise ValueError(f"phases must be a non-empty tuple of Phase, got {self.phases!r}")
         object.__setattr__(self, "phases", tuple(phases))
-        object.__setattr__(self, "weight_decay", check_number(self.weight_decay, "weight_decay"))
+        object.__setattr__(self, "weight_decay", check_positive(self.weight_decay, "weight_decay", allow_zero=True))
         b = self.batch_size
         if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
             raise ValueError(f"batch_size must be None or an int >= 1, got {b!r}")
         if self.method == "one_sam" and b not in (None, 1):
             raise ValueError(f"batch_size must be None or 1 for one_sam (use method='sam'), got {b!r}")
         if self.project_norm is not None:
-            object.__setattr__(self, "project_norm", check_number(self.project_norm, "project_norm", strict=True))
+            object.__setattr__(self, "project_norm", check_positive(self.project_norm, "project_norm"))
         if self.loss not in ("mse", "logistic"):
             raise ValueError(f"loss must be 'mse' or 'logistic', got {self.loss!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

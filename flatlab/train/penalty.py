@@ -23,7 +23,6 @@ runs them in the one training loop (``flatlab.train.loop``), so they return the 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from .._checks import check_positive
 from .._closed_form import GRAD_NORM_ARCHS, gauss_newton_trace_closed
 from ..data import Dataset, check_xy
 from ..losses import get_loss
@@ -169,29 +169,19 @@ class LabelNoiseConfig:
         return asdict(self)
 
 
-def _check_positive(name, value, *, allow_zero=False, integer=False):
-    bad = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
-    if not bad and not integer:
-        bad = not math.isfinite(value)
-    if bad or value < 0 or (value == 0 and not allow_zero):
-        kind = "int" if integer else "number"
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"config.{name} must be a finite {kind} {bound}, got {value!r}")
-
-
 def _validate_penalty(config: PenaltyConfig) -> None:
     if not isinstance(config, PenaltyConfig):
         raise ValueError(f"config must be a PenaltyConfig, got {type(config).__name__}")
-    _check_positive("lam", config.lam, allow_zero=True)
+    check_positive(config.lam, "config.lam", allow_zero=True)
     for name in ("fit_epochs", "ramp_epochs", "hold_epochs", "anneal_epochs"):
-        _check_positive(name, getattr(config, name), allow_zero=True, integer=True)
+        check_positive(getattr(config, name), f"config.{name}", allow_zero=True, integer=True)
     if config.epochs < 1:
         raise ValueError("config must train for at least one epoch (all phase lengths are 0)")
     if not 0 < config.anneal_factor <= 1:
         raise ValueError(f"config.anneal_factor must be in (0, 1], got {config.anneal_factor!r}")
-    _check_positive("lr", config.lr)
-    _check_positive("weight_decay", config.weight_decay, allow_zero=True)
-    _check_positive("log_every", config.log_every, integer=True)
+    check_positive(config.lr, "config.lr")
+    check_positive(config.weight_decay, "config.weight_decay", allow_zero=True)
+    check_positive(config.log_every, "config.log_every", integer=True)
     if config.optimizer not in ("adam", "momentum"):
         raise ValueError(f"config.optimizer must be 'adam' or 'momentum', got {config.optimizer!r}")
     if not 0 <= config.momentum < 1:
@@ -206,13 +196,13 @@ def _validate_penalty(config: PenaltyConfig) -> None:
 def _validate_label_noise(config: LabelNoiseConfig) -> None:
     if not isinstance(config, LabelNoiseConfig):
         raise ValueError(f"config must be a LabelNoiseConfig, got {type(config).__name__}")
-    _check_positive("epochs", config.epochs, integer=True)
-    _check_positive("lr", config.lr)
-    _check_positive("sigma", config.sigma, allow_zero=True)
-    _check_positive("batch_size", config.batch_size, integer=True)
-    _check_positive("weight_decay", config.weight_decay, allow_zero=True)
-    _check_positive("anneal_epochs", config.anneal_epochs, allow_zero=True, integer=True)
-    _check_positive("log_every", config.log_every, integer=True)
+    check_positive(config.epochs, "config.epochs", integer=True)
+    check_positive(config.lr, "config.lr")
+    check_positive(config.sigma, "config.sigma", allow_zero=True)
+    check_positive(config.batch_size, "config.batch_size", integer=True)
+    check_positive(config.weight_decay, "config.weight_decay", allow_zero=True)
+    check_positive(config.anneal_epochs, "config.anneal_epochs", allow_zero=True, integer=True)
+    check_positive(config.log_every, "config.log_every", integer=True)
     if config.backend not in ("auto", "torch"):
         raise ValueError(f"config.backend must be 'auto' or 'torch', got {config.backend!r}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
