@@ -215,7 +215,7 @@ def _summary(results: dict, out) -> bool:
         if "trace_floor" in summary:
             print(f"   trace floor of interpolators: {summary['trace_floor']:.4f}")
         for row in summary.get("neuron_table", []):
-            shares = ", ".join(f"{100 * (nr['share_x12'] or 0):.1f}%" for nr in row["neurons"])
+            shares = ", ".join(f"{100 * (nr['x1x2_share'] or 0):.1f}%" for nr in row["neurons"])
             print(f"   seed {row['seed']}: top-4 neurons' share of squared norm on x1, x2: {shares}")
         for c in res["checks"]:
             ok &= c["passed"]

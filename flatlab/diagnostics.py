@@ -112,14 +112,15 @@ def column_norms(model: nn.Module) -> torch.Tensor:
 
 @torch.no_grad()
 def neuron_table(model: nn.Module, k: int = 4, *, by: str = "product",
-                 X: torch.Tensor | None = None) -> list[dict]:
+                 X: torch.Tensor | None = None, weights: bool = False) -> list[dict]:
     """The top-k neurons and how their first-layer weight splits between x1, x2 and the rest.
 
     by: ``"product"`` ranks by ‖W1_j‖·|W2_j| (times |γ_j| for sim_bn), ``"norm"`` by ‖W1_j‖.
     X (n, d), optional: adds each neuron's firing count on X.
     Returns a list of k dicts (largest first) with keys ``neuron``, ``score``, ``w1_norm``,
     ``w_x1``, ``w_x2``, ``rest_norm`` (‖W1_j[2:]‖), ``x1x2_share`` (of ‖W1_j‖²),
-    ``bias`` (None for no_bias), ``w2``, ``gamma`` (sim_bn, else None), ``firing`` (if X).
+    ``bias`` (None for no_bias), ``w2``, ``gamma`` (sim_bn, else None), ``firing`` (if X),
+    ``w`` (the whole row W1_j, d floats, if ``weights``: Fig. 2b's heatmap).
     """
     _check_model(model)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= model.config.width:
@@ -146,6 +147,7 @@ def neuron_table(model: nn.Module, k: int = 4, *, by: str = "product",
             "w2": float(W2[j]),
             "gamma": float(gamma[j]) if gamma is not None else None,
             **({"firing": int(counts[j])} if counts is not None else {}),
+            **({"w": [float(v) for v in W1[j]]} if weights else {}),
         })
     return rows
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from flatlab import constructions as C
+from flatlab.diagnostics import neuron_table
 from flatlab.sharpness import bias_trace_lower_bound
 from flatlab.lab import results as R
 from flatlab.lab import runner as E
@@ -50,18 +51,19 @@ def test_bad_names():
         E.run_scenario("scenario3", "smoke", seeds=[0], out_dir="/nonexistent", workers=0)
 
 
-def test_neuron_table_on_constructions():
+def test_run_record_neurons_on_constructions():
+    """The runner's neuron rows (largest ‖W1_j‖ first, with the whole row W1_j) on known solutions."""
     gen = C.generalizing_bias(30, width=10)
-    rows = E.neuron_table(gen)
+    rows = neuron_table(gen, k=4, by="norm", weights=True)
     assert len(rows) == 4 and sorted(r["neuron"] for r in rows) == [0, 1, 2, 3]
     for r in rows:
-        assert r["share_x12"] == pytest.approx(1.0) and r["rest_norm"] == 0.0
-        assert abs(r["w_x1"]) == pytest.approx(31**0.25) and len(r["w"]) == 30
+        assert r["x1x2_share"] == pytest.approx(1.0) and r["rest_norm"] == 0.0
+        assert abs(r["w_x1"]) == pytest.approx(31**0.25) and r["w"] == [float(v) for v in gen.W1[r["neuron"]]]
     X = torch.eye(30, dtype=torch.float64)[:5] * 2 - 1
     mem = C.memorizing_bias(X, torch.ones(5), eps=0.1)
-    rows = E.neuron_table(mem)  # rows x_i/‖x_i‖ scaled: share (1+1)/30 of the squared norm on x1, x2
-    assert all(r["share_x12"] == pytest.approx(2 / 30) for r in rows)
-    norms = [r["norm"] for r in rows]
+    rows = neuron_table(mem, k=4, by="norm")  # rows x_i/‖x_i‖ scaled: share (1+1)/30 of the squared norm on x1, x2
+    assert all(r["x1x2_share"] == pytest.approx(2 / 30) and "w" not in r for r in rows)
+    norms = [r["w1_norm"] for r in rows]
     assert norms == sorted(norms, reverse=True)
 
 
@@ -70,7 +72,7 @@ def _fake_results(scenario, finals, preset="quick"):
     for method, seed, acc, trace, peak in finals:
         runs.append({"method": method, "seed": seed,
                      "final": {"test_acc": acc, "trace": trace, "train_loss": 1e-3},
-                     "peak": {"test_acc": peak, "epoch": 10}, "neurons": [{"share_x12": 0.95}] * 4})
+                     "peak": {"test_acc": peak, "epoch": 10}, "neurons": [{"x1x2_share": 0.95}] * 4})
     return {"scenario": scenario, "preset": preset, "runs": runs,
             "summary": {"trace_floor": bias_trace_lower_bound(30)}}
 

@@ -131,7 +131,7 @@ def plot_neurons(results: dict, path, method: str | None = None) -> Path:
         image = ax.imshow(W, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
         ax.set_yticks(range(len(rows)))
         labels = [f"#{r['neuron']}: x1 {r['w_x1']:+.2f}, x2 {r['w_x2']:+.2f}, "
-                  f"rest {r['rest_norm']:.2f}, {100 * r['share_x12']:.1f}%" for r in rows]
+                  f"rest {r['rest_norm']:.2f}, {100 * r['x1x2_share']:.1f}%" for r in rows]
         ax.set_yticklabels(labels, fontsize=8)
         ax.set_xticks(range(0, d, max(1, d // 15)))
         ax.set_xticklabels([f"x{j + 1}" for j in range(0, d, max(1, d // 15))], fontsize=8)

@@ -34,6 +34,7 @@ import torch
 
 from .._version import __version__
 from ..data import make_dataset
+from ..diagnostics import neuron_table
 from ..models import make_model
 from ..train import Phase, TrainConfig, train
 from ..train.engine import supports
@@ -48,7 +49,6 @@ __all__ = [
     "PRESETS",
     "INIT_SEED_OFFSET",
     "get_config",
-    "neuron_table",
     "run_job",
     "history_record",
     "ScenarioStudy",
@@ -86,28 +86,6 @@ def check_seeds(seeds) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- one run
-def neuron_table(model, k: int = 4) -> list[dict]:
-    """The k first-layer neurons with the largest ‖W1[i]‖ (Fig. 2b), largest first.
-
-    Each row: neuron index, W1 weights on x1 and x2, ‖W1[i, 2:]‖ (the rest), and
-    share_x12 = (W1[i,0]² + W1[i,1]²)/‖W1[i]‖² (share of the squared norm on x1, x2), and
-    the whole row ``w`` (d,) for the heatmap.
-    """
-    W1 = model.W1.detach()
-    norms = W1.norm(dim=1)
-    top = torch.argsort(norms, descending=True, stable=True)[:k]
-    rows = []
-    for i in top.tolist():
-        w = W1[i]
-        sq = float(w.pow(2).sum())
-        rows.append({
-            "neuron": i, "w_x1": float(w[0]), "w_x2": float(w[1]), "rest_norm": float(w[2:].norm()),
-            "norm": float(norms[i]), "share_x12": float((w[0] ** 2 + w[1] ** 2) / sq) if sq > 0 else 0.0,
-            "w": [float(v) for v in w],
-        })
-    return rows
-
-
 def _train_config(spec: MethodSpec, seed: int, backend: str, loss: str = "mse") -> TrainConfig:
     return TrainConfig(
         method=spec.optimizer, phases=tuple(Phase(int(e), float(lr), float(r)) for e, lr, r in spec.phases),
@@ -150,7 +128,7 @@ def run_job(config: ScenarioConfig, spec: MethodSpec, seed: int, progress: bool 
         "arch": arch, "method": spec.name, "label": spec.label, "seed": seed,
         "interrupted": bool(hist.interrupted),
         "final": rec["final"], "peak": rec["peak"],
-        "neurons": neuron_table(model),
+        "neurons": neuron_table(model, k=4, by="norm", weights=True),  # Fig. 2b: the largest ‖W1_j‖
         "history": rec["history"],
     })
 
@@ -210,8 +188,8 @@ class ScenarioStudy:
                     "final_test_mse": stats([r["final"].get("test_mse") for r in rs]),
                     "peak_test_acc": stats([r["peak"]["test_acc"] for r in rs]),
                     "peak_epoch": stats([r["peak"]["epoch"] for r in rs]),
-                    "top4_min_share_x12": stats([min(row["share_x12"] or 0.0 for row in r["neurons"])
-                                                 for r in rs]),
+                    "top4_min_x1x2_share": stats([min(row["x1x2_share"] or 0.0 for row in r["neurons"])
+                                                  for r in rs]),
                 }
         if config.name in SCENARIOS:
             summary.update(scenarios.summary_extras(config, runs))

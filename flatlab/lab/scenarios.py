@@ -133,7 +133,7 @@ def check_directions(results: dict) -> list[dict]:
         for m, rs in by.items():
             add(f"{m}: final test acc >= {bar}", accs(m), lambda a: a >= bar)
     if name == "scenario1-bn":
-        shares = [[row["share_x12"] or 0.0 for row in r["neurons"]] for r in by.get("one_sam", [])]
+        shares = [[row["x1x2_share"] or 0.0 for row in r["neurons"]] for r in by.get("one_sam", [])]
         if smoke:  # tiny runs align their largest neurons only partly; chance level is 2/d
             add("top-4 neurons: mean share of squared norm on x1, x2 >= 0.5",
                 [sum(v) / len(v) for v in shares], lambda v: v >= 0.5)
