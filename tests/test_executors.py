@@ -132,8 +132,9 @@ def test_dask_sweep_equals_local_sweep(tmp_path):
     address = f"tcp://127.0.0.1:{port}"
     procs = []
     try:
+        scheduler_file = tmp_path / "scheduler.json"
         procs.append(_start([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                             "--no-dashboard"], tmp_path / "scheduler.log"))
+                             "--no-dashboard", "--scheduler-file", str(scheduler_file)], tmp_path / "scheduler.log"))
         for i in range(2):
             procs.append(_start([str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1",
                                  "--no-dashboard", "--local-directory", str(tmp_path / f"w{i}")],
@@ -154,6 +155,9 @@ def test_dask_sweep_equals_local_sweep(tmp_path):
         code = main(["sweep", *SWEEP_ARGS, "--out", str(tmp_path / "dask"), "--scheduler", address,
                      "--no-progress"])
         assert code == 0
+        code = main(["reproduce", "scenario3", "--smoke", "--seeds", "0", "--out", str(tmp_path / "dask"),
+                     "--scheduler-file", str(scheduler_file), "--no-progress", "--no-figures"])
+        assert code == 0
     finally:
         for proc in reversed(procs):
             _stop(proc)
@@ -164,3 +168,8 @@ def test_dask_sweep_equals_local_sweep(tmp_path):
     assert len(dask_res["table"]) == 4 and not dask_res["interrupted"]
     assert _strip_clocks(dask_res) == _strip_clocks(local_res)  # bit-identical records
     assert (tmp_path / "dask" / "sweep" / "results.csv").read_text().splitlines()[1:] != []
+    assert main(["reproduce", "scenario3", "--smoke", "--seeds", "0", "--out", str(tmp_path / "local"),
+                 "--workers", "1", "--no-progress", "--no-figures"]) == 0
+    dask_res, local_res = (json.loads((tmp_path / d / "scenario3" / "results.json").read_text())
+                           for d in ("dask", "local"))
+    assert len(dask_res["runs"]) == 2 and _strip_clocks(dask_res) == _strip_clocks(local_res)
