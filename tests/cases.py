@@ -10,6 +10,9 @@ from flatlab.models import make_model
 # runner keyword arguments for tests: no progress bar, no figures, no log lines
 QUIET = {"progress": False, "figures": False, "log": lambda *a: None}
 
+# the cheapest scenario run (scenario3 at the smoke preset: 1-SAM and projected 1-SAM, seconds)
+SMOKE_SCENARIO = ("scenario3", "smoke")
+
 # a four-run sweep of scenario3's 1-SAM at the smoke preset: 2 learning rates x 2 seeds
 SWEEP_GRID = {"seed": [0, 1], "lr": [0.1, 0.05]}
 SWEEP_ARGS = ["scenario3", "--method", "one_sam", "--smoke", "--seeds", "0", "1", "--lr", "0.1", "0.05"]

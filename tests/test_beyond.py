@@ -18,6 +18,8 @@ from flatlab.data import xor_parity
 from flatlab.models import make_model
 from flatlab.train.penalty import sharpness_penalty
 
+from cases import QUIET
+
 FLOOR = 4 * math.sqrt(31)
 
 
@@ -30,7 +32,7 @@ def _strip_clock(record):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("beyond")
-    res = run_beyond("smoke", seeds=[0], out_dir=out, workers=1, progress=False, log=lambda *a: None)
+    res = run_beyond("smoke", seeds=[0], out_dir=out, workers=1, **{**QUIET, "figures": True})
     return out, res
 
 
@@ -157,8 +159,7 @@ def test_interrupted_run_stops_and_writes(tmp_path, monkeypatch):
                 "diagnostics": {"memorization_index": 0.0, "median_firing": 9.0}, "neurons": [], "history": h}
 
     monkeypatch.setattr(fb, "run_beyond_job", fake_job)
-    res = run_beyond("smoke", seeds=[0], out_dir=tmp_path, workers=1, progress=False, figures=False,
-                     log=lambda *a: None)
+    res = run_beyond("smoke", seeds=[0], out_dir=tmp_path, workers=1, **QUIET)
     assert len(calls) == 1 and res["interrupted"]
     on_disk = json.loads((tmp_path / "beyond" / "results.json").read_text())
     assert on_disk["interrupted"] and len(on_disk["runs"]) == 1

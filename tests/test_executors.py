@@ -15,7 +15,7 @@ from flatlab.lab import runner as E
 from flatlab.lab import sweep as S
 from flatlab.lab.executors import DaskExecutor, LocalExecutor, make_executor
 
-from cases import QUIET, SWEEP_ARGS, SWEEP_GRID
+from cases import QUIET, SMOKE_SCENARIO, SWEEP_ARGS, SWEEP_GRID
 
 
 def _strip_clocks(res: dict) -> dict:
@@ -58,7 +58,7 @@ def test_sweep_bad_grid(tmp_path):
 
 
 def test_resume_keeps_finished_runs_and_reruns_changed_ones(tmp_path, monkeypatch):
-    first = E.run_scenario("scenario3", "smoke", seeds=[0], out_dir=tmp_path, workers=1, **QUIET)
+    first = E.run_scenario(*SMOKE_SCENARIO, seeds=[0], out_dir=tmp_path, workers=1, **QUIET)
     saved = sorted(p.name for p in (tmp_path / "scenario3" / "runs").iterdir())
     assert saved == ["one_sam-0.json", "one_sam_projected-0.json"]
 
@@ -66,19 +66,19 @@ def test_resume_keeps_finished_runs_and_reruns_changed_ones(tmp_path, monkeypatc
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(E, "run_job", no_training)  # ScenarioStudy.jobs looks run_job up here
-    again = E.run_scenario("scenario3", "smoke", seeds=[0], out_dir=tmp_path, workers=1, **QUIET)
+    again = E.run_scenario(*SMOKE_SCENARIO, seeds=[0], out_dir=tmp_path, workers=1, **QUIET)
     assert _strip_clocks(again) == _strip_clocks(first)
     with pytest.raises(AssertionError, match="trained again"):  # a new seed is a new job
-        E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path, workers=1, **QUIET)
+        E.run_scenario(*SMOKE_SCENARIO, seeds=[0, 1], out_dir=tmp_path, workers=1, **QUIET)
     with pytest.raises(AssertionError, match="trained again"):  # resume=False reruns everything
-        E.run_scenario("scenario3", "smoke", seeds=[0], out_dir=tmp_path, workers=1, resume=False, **QUIET)
+        E.run_scenario(*SMOKE_SCENARIO, seeds=[0], out_dir=tmp_path, workers=1, resume=False, **QUIET)
     # a saved run whose settings differ (another fingerprint) is not reused
     path = tmp_path / "scenario3" / "runs" / "one_sam-0.json"
     saved = json.loads(path.read_text())
     saved["fingerprint"]["width"] += 1
     path.write_text(json.dumps(saved))
     with pytest.raises(AssertionError, match="trained again"):
-        E.run_scenario("scenario3", "smoke", seeds=[0], out_dir=tmp_path, workers=1, **QUIET)
+        E.run_scenario(*SMOKE_SCENARIO, seeds=[0], out_dir=tmp_path, workers=1, **QUIET)
 
 
 def test_sweep_writes_table_csv_and_plot(tmp_path):

@@ -8,9 +8,12 @@ import torch
 
 from flatlab import constructions as C
 from flatlab.diagnostics import neuron_table
+from flatlab.models import make_model
 from flatlab.sharpness import bias_trace_lower_bound
 from flatlab.lab import results as R
 from flatlab.lab import runner as E
+
+from cases import QUIET, SMOKE_SCENARIO
 
 
 def test_every_config_is_typed_and_serializable():
@@ -58,13 +61,19 @@ def test_run_record_neurons_on_constructions():
     assert len(rows) == 4 and sorted(r["neuron"] for r in rows) == [0, 1, 2, 3]
     for r in rows:
         assert r["x1x2_share"] == pytest.approx(1.0) and r["rest_norm"] == 0.0
-        assert abs(r["w_x1"]) == pytest.approx(31**0.25) and r["w"] == [float(v) for v in gen.W1[r["neuron"]]]
+        assert abs(r["w_x1"]) == pytest.approx(31**0.25) and r["w"] == gen.W1.detach()[r["neuron"]].tolist()
     X = torch.eye(30, dtype=torch.float64)[:5] * 2 - 1
     mem = C.memorizing_bias(X, torch.ones(5), eps=0.1)
     rows = neuron_table(mem, k=4, by="norm")  # rows x_i/‖x_i‖ scaled: share (1+1)/30 of the squared norm on x1, x2
     assert all(r["x1x2_share"] == pytest.approx(2 / 30) and "w" not in r for r in rows)
     norms = [r["w1_norm"] for r in rows]
     assert norms == sorted(norms, reverse=True)
+    deep = make_model("deep_bias", 6, 5, seed=0, depth=3)  # Fig. 11's net: its first layer, by norm
+    rows = neuron_table(deep, k=5, by="norm", weights=True)
+    assert [r["w1_norm"] for r in rows] == sorted(deep.W1.detach().norm(dim=1).tolist(), reverse=True)
+    assert all(r["w2"] is None and len(r["w"]) == 6 for r in rows)
+    with pytest.raises(ValueError, match="two-layer"):
+        neuron_table(deep, by="product")
 
 
 def _fake_results(scenario, finals, preset="quick"):
@@ -113,10 +122,8 @@ def _runs(res):
 
 @pytest.mark.slow
 def test_runner_is_deterministic_across_workers(tmp_path):
-    a = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path / "a", progress=False,
-                       workers=1, figures=False, log=lambda *_: None)
-    b = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path / "b", progress=False,
-                       workers=2, figures=False, log=lambda *_: None)
+    a = E.run_scenario(*SMOKE_SCENARIO, seeds=[0, 1], out_dir=tmp_path / "a", workers=1, **QUIET)
+    b = E.run_scenario(*SMOKE_SCENARIO, seeds=[0, 1], out_dir=tmp_path / "b", workers=2, **QUIET)
     assert _runs(a) == _runs(b)
     on_disk = json.loads((tmp_path / "a" / "scenario3" / "results.json").read_text())
     assert _runs(on_disk) == _runs(a)
@@ -142,8 +149,7 @@ def test_ctrl_c_writes_complete_file(tmp_path, monkeypatch):
         return real_train(model, data, config, progress=progress)
 
     monkeypatch.setattr(E, "train", train)
-    res = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path, progress=False, workers=1,
-                         figures=False, log=lambda *_: None)
+    res = E.run_scenario(*SMOKE_SCENARIO, seeds=[0, 1], out_dir=tmp_path, workers=1, **QUIET)
     on_disk = json.loads((tmp_path / "scenario3" / "results.json").read_text())
     assert on_disk["interrupted"] is True and res["interrupted"] is True
     assert len(on_disk["runs"]) == 1 and len(on_disk["missing"]) == 3
