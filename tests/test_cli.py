@@ -36,7 +36,7 @@ def check_results_files(out):
         for run in res["runs"]:
             assert RUN_KEYS <= set(run) and set(run["history"]) == HISTORY_KEYS
             assert {"train_loss", "test_acc", "trace"} <= set(run["final"])
-            assert run["arch"] == res["config"]["arch"] and run["seed"] == 0
+            assert run["arch"] == res["config"]["model"]["arch"] and run["seed"] == 0
             assert 0.0 <= run["final"]["test_acc"] <= 1.0 and run["final"]["trace"] > 0
         if name == "scenario2":
             assert res["summary"]["trace_floor"] == pytest.approx(4 * 31**0.5)

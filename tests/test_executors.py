@@ -75,7 +75,7 @@ def test_resume_keeps_finished_runs_and_reruns_changed_ones(tmp_path, monkeypatc
     # a saved run whose settings differ (another fingerprint) is not reused
     path = tmp_path / "scenario3" / "runs" / "one_sam-0.json"
     saved = json.loads(path.read_text())
-    saved["fingerprint"]["width"] += 1
+    saved["fingerprint"]["model"]["width"] += 1
     path.write_text(json.dumps(saved))
     with pytest.raises(AssertionError, match="trained again"):
         E.run_scenario(*SMOKE_SCENARIO, seeds=[0], out_dir=tmp_path, workers=1, **QUIET)

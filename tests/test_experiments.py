@@ -34,13 +34,13 @@ def test_paper_presets_follow_table_2():
     s2 = {m.name: m for m in E.get_config("scenario2", "paper").methods}
     assert s2["one_sam"].phases == ((200_000, 0.01, 0.05), (400_000, 0.01, 0.1))
     s3 = {m.name: m for m in E.get_config("scenario3", "paper").methods}
-    assert s3["one_sam"].phases == ((100_000, 0.1, 0.1),) and s3["one_sam"].init_scale == 0.01
+    assert s3["one_sam"].phases == ((100_000, 0.1, 0.1),) and s3["one_sam"].model == {"init_scale": 0.01}
     assert s3["one_sam_projected"].phases == ((500, 0.01, 0.1), (500, 0.01, 0.5), (500, 0.01, 1.0))
     assert s3["one_sam_projected"].project_norm == 10.0
     for name in E.SCENARIOS:
-        assert E.get_config(name, "paper").width == 500
+        assert E.get_config(name, "paper").model.width == 500
     bn = E.get_config("scenario1-bn", "paper")
-    assert bn.methods[0].gamma_init == pytest.approx(0.447) and "collapses" in bn.notes
+    assert bn.methods[0].model_config(bn.model).gamma_init == pytest.approx(0.447) and "collapses" in bn.notes
 
 
 def test_bad_names():

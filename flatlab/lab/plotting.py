@@ -91,7 +91,7 @@ def curves_figure(results: dict, methods=None, title=None):
                 ax.axvline(start, color=color, ls=":", lw=1, alpha=0.7)
     floor = results.get("summary", {}).get("trace_floor")
     if floor:
-        tag = "4·sqrt(d+1)" if cfg["arch"] == "bias" else "floor"
+        tag = "4·sqrt(d+1)" if cfg["model"]["arch"] == "bias" else "floor"
         axes[2].axhline(floor, color="k", ls="--", lw=1.2, label=f"{tag} = {floor:.2f}")
     for ax, (key, ylabel, logy) in zip(axes, _PANELS):
         ax.set_xscale("log")
@@ -110,7 +110,7 @@ def curves_figure(results: dict, methods=None, title=None):
     axes[0].legend(loc="lower right", fontsize=9)
     axes[2].legend(loc="best", fontsize=9)
     tag = " (interrupted)" if results.get("interrupted") else ""
-    fig.suptitle(f"{title or cfg['title']} — width {cfg['width']}, d = {cfg['d']}, n = {cfg['n']}, "
+    fig.suptitle(f"{title or cfg['title']} — width {cfg['model']['width']}, d = {cfg['model']['d']}, n = {cfg['n']}, "
                  f"preset {cfg['preset']}, seeds {seeds}{tag}", fontsize=11)
     return fig
 
@@ -120,7 +120,7 @@ def plot_neurons(results: dict, path, method: str | None = None) -> Path:
     groups = dict(_methods(results))
     method = method or ("one_sam" if "one_sam" in groups else next(iter(groups)))
     runs = sorted(groups[method], key=lambda r: r["seed"])
-    d = results["config"]["d"]
+    d = results["config"]["model"]["d"]
     fig, axes = plt.subplots(len(runs), 1, figsize=(12, 1.25 + 1.05 * len(runs)), squeeze=False,
                              constrained_layout=True)
     image = None

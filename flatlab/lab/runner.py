@@ -35,7 +35,7 @@ import torch
 from .._version import __version__
 from ..data import make_dataset
 from ..diagnostics import neuron_table
-from ..models import make_model
+from ..models import build_model
 from ..train import Phase, TrainConfig, train
 from ..train.engine import supports
 from . import appendix, scenarios
@@ -115,11 +115,10 @@ def _clean(x):
 
 def run_job(config: ScenarioConfig, spec: MethodSpec, seed: int, progress: bool = False) -> dict:
     """Train one (method, seed) of a scenario; return its results.json record (deterministic)."""
-    arch = spec.arch or config.arch
-    data = make_dataset(config.dataset, n=config.n, d=config.d, n_test=config.n_test, seed=seed)
-    model = make_model(arch, config.d, config.width, seed=INIT_SEED_OFFSET + seed, init_scale=spec.init_scale,
-                       gamma_init=spec.gamma_init, activation=config.activation, depth=config.depth,
-                       X_ref=data.X_train if arch == "sim_bn" else None)
+    mc = spec.model_config(config.model)
+    arch = mc.arch
+    data = make_dataset(config.dataset, n=config.n, d=mc.d, n_test=config.n_test, seed=seed)
+    model = build_model(mc, seed=INIT_SEED_OFFSET + seed, X_ref=data.X_train if arch == "sim_bn" else None)
     hist = train(model, data, _train_config(spec, seed, config.backend, config.loss), progress=progress)
     rec = history_record(hist)
     with torch.no_grad():  # the regression metric of ball data (Fig. 7); also defined for ±1 labels
@@ -136,10 +135,11 @@ def run_job(config: ScenarioConfig, spec: MethodSpec, seed: int, progress: bool 
 def _cost(config: ScenarioConfig, spec: MethodSpec) -> float:
     """Rough relative cost, used only to start the longest jobs first."""
     steps = spec.epochs * config.n  # example-gradients: a GD epoch also touches all n examples
-    arch = spec.arch or config.arch
-    per_step = {"sim_bn": 60.0, "sim_ln": 3.0}.get(arch, 1.0) * config.width
+    mc = spec.model_config(config.model)
+    arch = mc.arch
+    per_step = {"sim_bn": 60.0, "sim_ln": 3.0}.get(arch, 1.0) * mc.width
     kernel = "gd" if spec.optimizer == "gd" else "one_sam"  # torch-backend cases are ~300x slower per step
-    slow = spec.optimizer == "sgd" or not supports(arch, kernel, activation=config.activation, loss=config.loss)
+    slow = spec.optimizer == "sgd" or not supports(arch, kernel, activation=mc.activation, loss=config.loss)
     return steps * per_step * (300.0 if slow else 1.0)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..constructions import sim_ln_trace_floor
 from ..sharpness import bias_trace_lower_bound
-from .spec import MethodSpec, ScenarioConfig, check_preset
+from .spec import MethodSpec, ModelConfig, ScenarioConfig, check_preset
 
 __all__ = ["SCENARIOS", "build_config", "summary_extras", "check_directions"]
 
@@ -61,16 +61,17 @@ def build_config(name: str, preset: str) -> ScenarioConfig:
             "quick": (_gd(4_000, 50, lr=0.05), _sam([(2_000, 0.01, 0.05)], 20)),
             "smoke": (_gd(1_500, 25, lr=0.05), _sam([(300, 0.01, 0.05)], 10)),
         }[preset]
-        return ScenarioConfig(name, preset, "Scenario I: 2-MLP-No-Bias", "no_bias", methods, width=width,
+        return ScenarioConfig(name, preset, "Scenario I: 2-MLP-No-Bias", ModelConfig("no_bias", 30, width), methods,
                               n_test=n_test, notes="Table 2, Fig. 1a/1b" if p else _GD_QUICK_NOTE)
     if name == "scenario1-bn":
         m = {
-            "paper": _sam([(300, 0.005, 0.1), (700, 0.005, 0.3), (500, 0.005, 0.5)], 10, gamma_init=0.447),
+            "paper": _sam([(300, 0.005, 0.1), (700, 0.005, 0.3), (500, 0.005, 0.5)], 10, model={"gamma_init": 0.447}),
             "quick": _sam([(300, 0.005, 0.1), (700, 0.005, 0.3)], 10),
             "smoke": _sam([(100, 0.005, 0.1), (100, 0.005, 0.3)], 5),
         }[preset]
-        return ScenarioConfig(name, preset, "Scenario I: 2-MLP-Sim-BN", "sim_bn", (m,),
-                              width={"paper": 500, "quick": 100, "smoke": 50}[preset], n_test=n_test,
+        return ScenarioConfig(name, preset, "Scenario I: 2-MLP-Sim-BN",
+                              ModelConfig("sim_bn", 30, {"paper": 500, "quick": 100, "smoke": 50}[preset]), (m,),
+                              n_test=n_test,
                               notes=_BN_NOTE)
     if name == "scenario2":
         methods = {
@@ -78,30 +79,32 @@ def build_config(name: str, preset: str) -> ScenarioConfig:
             "quick": (_gd(4_000, 50, lr=0.05), _sam([(10_000, 0.01, 0.1)], 100)),
             "smoke": (_gd(1_500, 25, lr=0.05), _sam([(300, 0.01, 0.1)], 10)),
         }[preset]
-        return ScenarioConfig(name, preset, "Scenario II: 2-MLP-Bias", "bias", methods,
-                              width=500, n_test=n_test,  # 1-SAM's failure needs the paper's width
+        return ScenarioConfig(name, preset, "Scenario II: 2-MLP-Bias",
+                              ModelConfig("bias", 30, 500), methods,  # 1-SAM's failure needs the paper's width
+                              n_test=n_test,
                               notes=_S2_NOTE + ("" if p else " " + _GD_QUICK_NOTE))
     if name == "scenario3":
         e_std, e_proj = {"quick": (500, 300), "paper": (100_000, 500), "smoke": (60, 40)}[preset]
         every_std, every_proj = {"quick": (20, 30), "paper": (500, 15), "smoke": (5, 8)}[preset]
         methods = (
-            _sam([(e_std, 0.1, 0.1)], every_std, init_scale=0.01),
+            _sam([(e_std, 0.1, 0.1)], every_std, model={"init_scale": 0.01}),
             _sam([(e_proj, 0.01, r) for r in (0.1, 0.5, 1.0)], every_proj, name="one_sam_projected",
                  label="1-SAM (projected)", project_norm=10.0),
         )
-        return ScenarioConfig(name, preset, "Scenario III: 2-MLP-Sim-LN", "sim_ln", methods, width=width,
-                              n_test=n_test, notes=_S3_NOTE)
+        return ScenarioConfig(name, preset, "Scenario III: 2-MLP-Sim-LN", ModelConfig("sim_ln", 30, width),
+                              methods, n_test=n_test, notes=_S3_NOTE)
     raise ValueError(f"scenario must be one of {SCENARIOS}, got {name!r}")
 
 
 def summary_extras(config: ScenarioConfig, runs: list[dict]) -> dict:
     """What a main scenario's summary adds: the trace floor of its interpolators, Fig. 2b's table."""
     out = {}
-    if config.arch == "bias":
-        out["trace_floor"] = bias_trace_lower_bound(config.d)
-    if config.arch == "sim_ln":
+    arch = config.model.arch
+    if arch == "bias":
+        out["trace_floor"] = bias_trace_lower_bound(config.model.d)
+    if arch == "sim_ln":
         out["trace_floor"] = sim_ln_trace_floor()
-    if config.arch == "sim_bn":  # Fig. 2b: the top-4 neurons of every run
+    if arch == "sim_bn":  # Fig. 2b: the top-4 neurons of every run
         out["neuron_table"] = [
             {"method": r["method"], "seed": r["seed"],
              "neurons": [{k: v for k, v in row.items() if k != "w"} for row in r["neurons"]]} for r in runs]

@@ -11,9 +11,11 @@ a Dask cluster, ``flatlab.lab.executors``) does not change any number.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 
-__all__ = ["PRESETS", "INIT_SEED_OFFSET", "MethodSpec", "ScenarioConfig", "check_preset"]
+from ..models import ModelConfig
+
+__all__ = ["PRESETS", "INIT_SEED_OFFSET", "ModelConfig", "MethodSpec", "ScenarioConfig", "check_preset"]
 
 PRESETS = ("quick", "paper", "smoke")
 INIT_SEED_OFFSET = 1_000_003  # model init seed = offset + seed (independent of the data stream)
@@ -23,21 +25,29 @@ INIT_SEED_OFFSET = 1_000_003  # model init seed = offset + seed (independent of 
 class MethodSpec:
     """One training method of a scenario (one curve in its figures)."""
 
-    name: str  # id in results.json: "gd_wd", "one_sam", "one_sam_projected" (appendix: see flatlab.appendix)
+    name: str  # id in results.json: "gd_wd", "one_sam", "one_sam_projected" (appendix: see lab.appendix)
     label: str  # legend text
     optimizer: str  # TrainConfig.method: "gd" (full batch), "sgd" (minibatch) or "one_sam"
     phases: tuple[tuple[int, float, float], ...]  # (epochs, lr, rho) run in order
     weight_decay: float = 0.0  # L2 coefficient (the paper's baselines use 0.05)
     project_norm: float | None = None  # Fig. 6b: keep ‖(W1, b1)‖_F at this value
     log_every: int = 100  # epochs between history records
-    init_scale: float = 1.0  # first-layer init multiplier (Fig. 6a: 0.01)
-    gamma_init: float = 1.0  # Sim-BN initial γ
-    arch: str | None = None  # None: the scenario's arch; appendix figures compare archs in one config
     batch_size: int | None = None  # sgd minibatch size (None: TrainConfig's default)
+    model: dict = field(default_factory=dict)  # changes to the scenario's ModelConfig for this method, e.g.
+    #                                            {"init_scale": 0.01} (Fig. 6a), {"arch": "bias"} (appendix)
+
+    def __post_init__(self):
+        names = {f.name for f in fields(ModelConfig)}
+        if not isinstance(self.model, dict) or not set(self.model) <= names:
+            raise ValueError(f"model must be a dict of ModelConfig fields {sorted(names)}, got {self.model!r}")
 
     @property
     def epochs(self) -> int:
         return sum(p[0] for p in self.phases)
+
+    def model_config(self, base: ModelConfig) -> ModelConfig:
+        """The ModelConfig this method trains: the scenario's ``base`` with this method's changes."""
+        return replace(base, **self.model)
 
 
 @dataclass(frozen=True)
@@ -47,18 +57,14 @@ class ScenarioConfig:
     name: str  # one of SCENARIOS
     preset: str  # one of PRESETS
     title: str  # figure title
-    arch: str  # model architecture shared by all methods
+    model: ModelConfig  # the net every method trains (arch, d, width, ...), unless its MethodSpec.model changes it
     methods: tuple[MethodSpec, ...]  # the curves
-    width: int = 500  # hidden width m (the paper uses 500)
-    d: int = 30  # input dimension
     n: int = 100  # training points
     n_test: int = 10_000  # fresh test points
     backend: str = "auto"  # TrainConfig.backend: fast engine when it supports the case
     notes: str = ""  # deviations from the paper and why
     dataset: str = "xor"  # make_dataset name ("ball": Appendix B.2)
     loss: str = "mse"  # training loss ("logistic": Appendix B.3, label smoothing 0.2)
-    activation: str = "relu"  # hidden activation ("softplus": Fig. 5)
-    depth: int | None = None  # deep_bias depth (Fig. 11: 3)
     figures: tuple = ()  # ((file suffix, title, (method names...)), ...): one curves figure each; () = one
 
     def to_dict(self) -> dict:

@@ -77,7 +77,7 @@ class SweepStudy:
         spec = dataclasses.replace(spec, phases=phases,
                                    weight_decay=values.get("weight_decay", spec.weight_decay))
         if "width" in values:
-            cfg = dataclasses.replace(cfg, width=values["width"])
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, width=values["width"]))
         return dataclasses.replace(cfg, methods=(spec,)), spec
 
     def points(self):
