@@ -50,6 +50,7 @@ __all__ = [
     "INIT_SEED_OFFSET",
     "get_config",
     "run_job",
+    "job_cost",
     "history_record",
     "ScenarioStudy",
     "run_studies",
@@ -132,7 +133,7 @@ def run_job(config: ScenarioConfig, spec: MethodSpec, seed: int, progress: bool 
     })
 
 
-def _cost(config: ScenarioConfig, spec: MethodSpec) -> float:
+def job_cost(config: ScenarioConfig, spec: MethodSpec) -> float:
     """Rough relative cost, used only to start the longest jobs first."""
     steps = spec.epochs * config.n  # example-gradients: a GD epoch also touches all n examples
     mc = spec.model_config(config.model)
@@ -157,7 +158,7 @@ class ScenarioStudy:
         self.fingerprint = config.to_dict()
 
     def jobs(self, seeds):
-        return [((spec.name, s), run_job, (self.config, spec, s), _cost(self.config, spec))
+        return [((spec.name, s), run_job, (self.config, spec, s), job_cost(self.config, spec))
                 for spec in self.config.methods for s in seeds]
 
     def line(self, key, record, secs) -> str:
@@ -302,10 +303,8 @@ def run_studies(studies, seeds=(0, 1, 2), out_dir="results", *, executor=None, p
     if bar:
         bar.close()
     for nm in studies:
-        if nm not in written:
-            finish(nm, True)
-        elif interrupted and pending[nm]:
-            finish(nm, True)
+        if nm not in written:  # some of its jobs did not finish (Ctrl-C)
+            finish(nm, interrupted or pending[nm] > 0)
     return {nm: written[nm] for nm in studies}
 
 

@@ -26,7 +26,7 @@ from .._version import __version__
 from .executors import LocalExecutor
 from .plotting import plot_sweep
 from .results import write_text_atomic
-from .runner import _cost, check_seeds, get_config, run_job, run_studies
+from .runner import check_seeds, get_config, job_cost, run_job, run_studies
 from .spec import ScenarioConfig
 
 __all__ = ["GRID_KEYS", "SweepStudy", "run_sweep", "TABLE_COLUMNS"]
@@ -88,7 +88,7 @@ class SweepStudy:
         for values in self.points():
             cfg, spec = self.point(values)
             for s in seeds:
-                out.append(((*[values[k] for k in self.settings], s), run_job, (cfg, spec, s), _cost(cfg, spec)))
+                out.append(((*[values[k] for k in self.settings], s), run_job, (cfg, spec, s), job_cost(cfg, spec)))
         return out
 
     def line(self, key, record, secs) -> str:
