@@ -1,9 +1,9 @@
-"""Benchmark of the fast engine (flatlab.engine) against the torch reference 1-SAM loop.
+"""Benchmark of the fast engine (flatlab.train.engine) against the torch reference 1-SAM loop.
 
 Workload: XOR parity, d = 30, n = 100, width 500, float64, one thread, seeded. In one run:
   - baseline: 1-SAM with the ``SAM`` optimizer class (base SGD) on the nn.Module, autograd,
     one example per step (``SAM.step(closure)``: two forward-backward passes per step);
-  - the hand-written reference ``flatlab.optim.one_sam_epoch`` (autograd.grad, no optimizer);
+  - the hand-written reference ``flatlab.train.reference.one_sam_epoch`` (autograd.grad, no optimizer);
   - the engine for the bias net, then sim_ln, no_bias and the Sim-BN fused step (Sim-BN
     against its own SAM-class baseline), and full-batch GD+wd engine vs ``gd_step``.
 Each rate is steps per second of wall time (best of ``--repeats``) and, in brackets, per
@@ -11,7 +11,7 @@ CPU second of this process (less sensitive to other load on a shared machine). R
 taken against the baseline measured in the same run.
 
 ``--paper-scenario2`` also times the paper's full scenario-2 1-SAM schedule (lr 0.01,
-ρ 0.05 for 2e5 epochs then ρ 0.1 for 4e5 epochs = 6e7 steps) through ``flatlab.training.train``
+ρ 0.05 for 2e5 epochs then ρ 0.1 for 4e5 epochs = 6e7 steps) through ``flatlab.train.train``
 (log every 1,000 epochs); without it, ``--extrapolate-epochs`` epochs of that schedule are
 timed and the full run is extrapolated (labelled as such).
 
@@ -30,12 +30,12 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from flatlab import engine  # noqa: E402
+from flatlab.train import engine  # noqa: E402
 from flatlab.data import make_dataset  # noqa: E402
 from flatlab.losses import mse  # noqa: E402
 from flatlab.models import make_model  # noqa: E402
-from flatlab.optim import SAM, epoch_orders, gd_step, one_sam_epoch  # noqa: E402
-from flatlab.training import Phase, TrainConfig, train  # noqa: E402
+from flatlab.train.reference import SAM, epoch_orders, gd_step, one_sam_epoch  # noqa: E402
+from flatlab.train import Phase, TrainConfig, train  # noqa: E402
 
 
 def _timed(fn, repeats):
@@ -116,7 +116,7 @@ def main(argv=None):
     m = _model("bias", data, args.width, args.seed)
     one_sam_epoch(m, X, y, lr, rho, ref_order[:10])
     r = _rate(len(ref_order), _timed(lambda: one_sam_epoch(m, X, y, lr, rho, ref_order), ref_repeats))
-    rows.append(("bias", "flatlab.optim.one_sam_epoch", r, r[0] / base[0]))
+    rows.append(("bias", "flatlab.train.reference.one_sam_epoch", r, r[0] / base[0]))
     headline = None
     for arch in ("bias", "no_bias", "sim_ln"):
         arrays = _arrays(_model(arch, data, args.width, args.seed))
@@ -144,7 +144,7 @@ def main(argv=None):
     m = _model("bias", data, args.width, args.seed)
     gd_base = _rate(200, _timed(lambda: [gd_step(m, X, y, 0.01, weight_decay=0.05) for _ in range(200)],
                                 ref_repeats))
-    rows.append(("bias", "GD+wd: flatlab.optim.gd_step (baseline)", gd_base, 1.0))
+    rows.append(("bias", "GD+wd: flatlab.train.reference.gd_step (baseline)", gd_base, 1.0))
     arrays = _arrays(_model("bias", data, args.width, args.seed))
     r = _rate(200, _timed(lambda: engine.gd(arrays, "bias", Xn, yn, 200, 0.01, weight_decay=0.05),
                           args.repeats))

@@ -1,22 +1,23 @@
 """flatlab: when do flat minima explain generalization? (Wen, Li & Ma, NeurIPS 2023)
 
-The library behind the course: datasets, the model zoo, sharpness measures, SAM and
-1-SAM, a fast training engine, the flattest-solution constructions, plots and a CLI.
-Submodules are imported lazily by name: ``flatlab.sharpness``, ``flatlab.engine`` …
+The library behind the course, in rooms that import only the rooms below them:
+``data``, ``losses``, ``models`` -> ``_closed_form`` -> ``sharpness``, ``constructions``,
+``diagnostics`` -> ``train`` (configs, torch reference optimizers, numba engine, the one
+training loop) -> ``lab`` (scenario specs, the runner and its executors, figures, sweeps)
+-> ``cli``. Submodules are imported lazily by name: ``flatlab.sharpness``, ``flatlab.train`` …
 """
 from __future__ import annotations
 
 import importlib
 
+from ._version import __version__
 from .data import Dataset, ball_data, make_dataset, sparse_parity, xor_parity
 from .losses import accuracy, logistic, mse, zero_one_error
 from .models import flatten_params, make_model, unflatten_params
 
-__version__ = "0.1.0"
 
 _SUBMODULES = (
-    "data", "models", "losses", "sharpness", "optim", "engine", "training",
-    "constructions", "diagnostics", "penalty", "beyond", "experiments", "appendix", "plotting", "cli",
+    "data", "models", "losses", "sharpness", "constructions", "diagnostics", "train", "lab", "cli",
 )
 
 __all__ = [

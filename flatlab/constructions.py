@@ -10,7 +10,7 @@ Bias net, f(x) = W2 · relu(W1 x + b1) (Section 4)
 --------------------------------------------------
 At an interpolator, Tr ∇²L = (2/n) Σ_i ‖∇_θ f(x_i)‖² (Lemma 4.1) and Cauchy–Schwarz gives
 ‖∇_θ f(x_i)‖² ≥ 2‖(x_i, 1)‖·|y_i|; on the hypercube with ±1 labels the floor is
-**4·sqrt(d+1)** (:func:`bias_trace_floor`).
+**4·sqrt(d+1)** (``flatlab.sharpness.bias_trace_lower_bound``).
 
 - :func:`memorizing_bias` (Thm 4.1), width n, one neuron per training point, with
   w_i = x_i/‖x_i‖, r_i = sqrt(‖x_i‖² + 1) and a margin ε:
@@ -57,12 +57,12 @@ import math
 
 import torch
 
+from ._checks import check_positive
 from .data import check_xy
 from .models import make_model, set_params
 
 __all__ = [
     "BIAS_DEFAULT_EPS",
-    "bias_trace_floor",
     "sim_ln_trace_floor",
     "optimal_radius",
     "memorizing_bias",
@@ -73,12 +73,6 @@ __all__ = [
 
 BIAS_DEFAULT_EPS = 0.1  # margin ε of the memorizing neurons; must be < 2/sqrt(d) on the hypercube
 _SIGNS = ((1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0))  # (s1, s2) of the four XOR neurons
-
-
-def bias_trace_floor(d: int) -> float:
-    """Minimal Tr ∇²L over bias-net interpolators of ±1 labels on {-1,+1}^d: 4·sqrt(d+1)."""
-    _check_d(d)
-    return 4.0 * math.sqrt(d + 1)
 
 
 def sim_ln_trace_floor() -> float:
@@ -106,15 +100,8 @@ def _check_width(width, needed: int) -> int:
     return width
 
 
-def _check_positive(value, name: str) -> float:
-    bad = isinstance(value, bool) or not isinstance(value, (int, float))
-    if bad or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
 def _check_scale(scale) -> float:
-    scale = _check_positive(scale, "scale")
+    scale = check_positive(scale, "scale")
     if scale <= 1e-6:
         raise ValueError(f"scale must exceed the Sim-LN floor eps = 1e-6 (else ‖h‖ < eps), got {scale!r}")
     return scale
@@ -166,7 +153,7 @@ def memorizing_bias(X: torch.Tensor, y: torch.Tensor, *, eps: float = BIAS_DEFAU
     >= n (default n). Neuron i (< n) is the memorizer of x_i (module docstring).
     Trace at the solution: (2/n) Σ_i 2·sqrt(‖x_i‖²+1)·|y_i| (= 4·sqrt(d+1) on the cube).
     """
-    eps = _check_positive(eps, "eps")
+    eps = check_positive(eps, "eps")
     w, proj = _memorizer_directions(X, y, eps)
     n, d = X.shape
     width = _check_width(width, n)
@@ -198,7 +185,7 @@ def generalizing_bias(d: int, *, width: int | None = None, r: float | None = Non
     """
     d = _check_d(d)
     width = _check_width(width, 4)
-    r = optimal_radius(d) if r is None else _check_positive(r, "r")
+    r = optimal_radius(d) if r is None else check_positive(r, "r")
     out = tuple(s1 * s2 / r for s1, s2 in _SIGNS)
     return set_params(make_model("bias", d, width, seed=0, dtype=dtype), _xor_params(d, width, r, out, dtype))
 
@@ -212,7 +199,7 @@ def memorizing_sim_ln(X: torch.Tensor, y: torch.Tensor, *, eps: float = BIAS_DEF
     exceed the model's eps 1e-6). W1[i] = scale·w_i/ε, b1[i] = scale·(ε - w_i·x_i)/ε,
     W2[i] = y_i: each x_i activates neuron i alone, so f(x_i) = y_i, f = 0 off the set.
     """
-    eps = _check_positive(eps, "eps")
+    eps = check_positive(eps, "eps")
     scale = _check_scale(scale)
     w, proj = _memorizer_directions(X, y, eps)
     n, d = X.shape

@@ -112,21 +112,25 @@ def column_norms(model: nn.Module) -> torch.Tensor:
 
 @torch.no_grad()
 def neuron_table(model: nn.Module, k: int = 4, *, by: str = "product",
-                 X: torch.Tensor | None = None) -> list[dict]:
+                 X: torch.Tensor | None = None, weights: bool = False) -> list[dict]:
     """The top-k neurons and how their first-layer weight splits between x1, x2 and the rest.
 
-    by: ``"product"`` ranks by ‖W1_j‖·|W2_j| (times |γ_j| for sim_bn), ``"norm"`` by ‖W1_j‖.
+    by: ``"product"`` ranks by ‖W1_j‖·|W2_j| (times |γ_j| for sim_bn), ``"norm"`` by ‖W1_j‖
+    (also for the first layer of a ``deep_bias`` net, without X; its ``w2`` is None).
     X (n, d), optional: adds each neuron's firing count on X.
     Returns a list of k dicts (largest first) with keys ``neuron``, ``score``, ``w1_norm``,
     ``w_x1``, ``w_x2``, ``rest_norm`` (‖W1_j[2:]‖), ``x1x2_share`` (of ‖W1_j‖²),
-    ``bias`` (None for no_bias), ``w2``, ``gamma`` (sim_bn, else None), ``firing`` (if X).
+    ``bias`` (None for no_bias), ``w2``, ``gamma`` (sim_bn, else None), ``firing`` (if X),
+    ``w`` (the whole row W1_j, d floats, if ``weights``: Fig. 2b's heatmap).
     """
-    _check_model(model)
+    deep = getattr(getattr(model, "config", None), "arch", None) == "deep_bias"
+    if not (deep and by == "norm" and X is None):  # a deep net's first layer: ranked by norm only
+        _check_model(model)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= model.config.width:
         raise ValueError(f"k must be an int in [1, width={model.config.width}], got {k!r}")
     if by not in ("product", "norm"):
         raise ValueError(f"by must be 'product' or 'norm', got {by!r}")
-    W1, W2 = model.W1.detach(), model.W2.detach()
+    W1, W2 = model.W1.detach(), None if deep else model.W2.detach()
     norms = W1.norm(dim=1)
     gamma = model.gamma.detach() if model.config.arch == "sim_bn" else None
     score = norms if by == "norm" else norms * W2.abs() * (gamma.abs() if gamma is not None else 1.0)
@@ -143,9 +147,10 @@ def neuron_table(model: nn.Module, k: int = 4, *, by: str = "product",
             "rest_norm": float(W1[j, 2:].norm()),
             "x1x2_share": float(W1[j, :2].pow(2).sum()) / sq if sq > 0 else 0.0,
             "bias": float(model.b1[j]) if hasattr(model, "b1") else None,
-            "w2": float(W2[j]),
+            "w2": None if deep else float(W2[j]),
             "gamma": float(gamma[j]) if gamma is not None else None,
             **({"firing": int(counts[j])} if counts is not None else {}),
+            **({"w": [float(v) for v in W1[j]]} if weights else {}),
         })
     return rows
 

@@ -32,6 +32,7 @@ __all__ = [
     "TwoLayerNet",
     "DeepBiasNet",
     "make_model",
+    "build_model",
     "model_from_config",
     "param_names",
     "flatten_params",
@@ -56,7 +57,7 @@ class ModelConfig:
     eps: float = 1e-6  # sim_ln: floor of ‖h‖; sim_bn: floor of the statistic s
     depth: int = 2  # number of weight layers; > 2 only for deep_bias
     init_scale: float = 1.0  # multiplies the first layer (W1, b1) at init (Fig. 6a: 0.01)
-    gamma_init: float = 1.0  # sim_bn: initial γ (0.447 keeps width 500 stable, PROBES.md)
+    gamma_init: float = 1.0  # sim_bn: initial γ (0.447 keeps width 500 stable in probe runs)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -218,15 +219,23 @@ def make_model(
     return model
 
 
-def model_from_config(config: ModelConfig | dict, params: dict, X_ref: torch.Tensor | None = None) -> nn.Module:
-    """Rebuild a model from its config and a dict of parameter arrays/tensors."""
+def build_model(config: ModelConfig | dict, *, seed: int | torch.Generator, X_ref: torch.Tensor | None = None,
+                dtype: torch.dtype = torch.float64) -> nn.Module:
+    """A seeded model of ``config`` (a ModelConfig or its dict): ``make_model`` with its fields."""
     if isinstance(config, dict):
         config = ModelConfig(**config)
-    model = make_model(
-        config.arch, config.d, config.width, seed=0, init_scale=config.init_scale,
+    if not isinstance(config, ModelConfig):
+        raise ValueError(f"config must be a ModelConfig or its dict, got {type(config).__name__}")
+    return make_model(
+        config.arch, config.d, config.width, seed=seed, init_scale=config.init_scale,
         activation=config.activation, eps=config.eps, depth=config.depth,
-        gamma_init=config.gamma_init, X_ref=X_ref,
+        gamma_init=config.gamma_init, X_ref=X_ref, dtype=dtype,
     )
+
+
+def model_from_config(config: ModelConfig | dict, params: dict, X_ref: torch.Tensor | None = None) -> nn.Module:
+    """Rebuild a model from its config and a dict of parameter arrays/tensors."""
+    model = build_model(config, seed=0, X_ref=X_ref)
     set_params(model, params)
     return model
 

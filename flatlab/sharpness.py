@@ -31,9 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vjp, vmap
 
+from ._checks import check_positive
 from ._closed_form import GRAD_NORM_ARCHS, HVP_ARCHS, Activations, activations, gn_top_direction, hvp_closed
 from ._closed_form import grad_sq_norms as _cf_grad_sq_norms
 from .data import as_generator, check_xy
@@ -101,12 +103,6 @@ class EigenResult:
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_positive(value, name: str, *, integer: bool = False) -> None:
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be {'an int' if integer else 'a finite number'} > 0, got {value!r}")
-
-
 class _Objective:
     """L(θ) = loss(f_θ(X), y) on a float64 copy θ (p,) of the model's parameters."""
 
@@ -282,17 +278,17 @@ def hessian_trace(model, X, y, *, loss="mse", method: str = "exact", n_probes: i
     if method == "gauss_newton":
         return obj.gauss_newton()
     if method == "hutchinson":
-        _check_positive(n_probes, "n_probes", integer=True)
+        check_positive(n_probes, "n_probes", integer=True)
         if n_probes < 2:
             raise ValueError(f"n_probes must be >= 2 to give a standard error, got {n_probes}")
         return _hutchinson(obj, n_probes, seed)
     if max_params is not None:
-        _check_positive(max_params, "max_params", integer=True)
+        check_positive(max_params, "max_params", integer=True)
         if obj.p > max_params:
             raise ValueError(
                 f"model has {obj.p} parameters > max_params={max_params}: the exact trace costs p "
                 "Hessian-vector products; use method='gauss_newton' or 'hutchinson', or pass max_params=None")
-    _check_positive(chunk_size, "chunk_size", integer=True)
+    check_positive(chunk_size, "chunk_size", integer=True)
     return _exact_trace(obj, chunk_size)
 
 
@@ -362,12 +358,10 @@ def top_eigenvalue(model, X, y, *, loss="mse", tol: float = 1e-10, max_iter: int
     is True only if its true residual ‖Hv - λv‖ (from actual products, not a recurrence) is
     <= tol·|λ| (floored at 1e-13·|λ|, rounding level).
     """
-    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
-
     if method not in EIGEN_METHODS:
         raise ValueError(f"method must be one of {EIGEN_METHODS}, got {method!r}")
-    _check_positive(tol, "tol")
-    _check_positive(max_iter, "max_iter", integer=True)
+    check_positive(tol, "tol")
+    check_positive(max_iter, "max_iter", integer=True)
     obj = _Objective(model, X, y, loss)
     apply, count = obj.hvp_fn(), [0]
 
@@ -439,8 +433,8 @@ def sam_sharpness(model, X, y, rho: float, *, steps: int = 1, loss="mse", adapti
     with ``steps``. At an exact stationary point the first direction is a random unit vector
     from ``seed``.
     """
-    _check_positive(rho, "rho")
-    _check_positive(steps, "steps", integer=True)
+    check_positive(rho, "rho")
+    check_positive(steps, "steps", integer=True)
     obj = _Objective(model, X, y, loss)
     c, gL = _scale(obj, adaptive), grad(obj.loss)
     L0 = float(obj.loss(obj.theta))
@@ -479,8 +473,8 @@ def average_sharpness(model, X, y, sigma: float, *, n_samples: int = 100, seed=0
     gradient term). c = 1, or |θ| if ``adaptive``. For a quadratic loss the mean is sigma²·Tr(H)/2.
     Returns ``SharpnessEstimate(value, stderr, n_samples)``; ``float()`` of it is the value.
     """
-    _check_positive(sigma, "sigma")
-    _check_positive(n_samples, "n_samples", integer=True)
+    check_positive(sigma, "sigma")
+    check_positive(n_samples, "n_samples", integer=True)
     if n_samples < 2:
         raise ValueError(f"n_samples must be >= 2 to give a standard error, got {n_samples}")
     obj = _Objective(model, X, y, loss)
@@ -499,7 +493,7 @@ def average_sharpness(model, X, y, sigma: float, *, n_samples: int = 100, seed=0
 # ----------------------------------------------------------------------------- lower bounds
 def bias_trace_lower_bound(d: int) -> float:
     """4·sqrt(d+1): the minimal MSE trace over 2-MLP-Bias interpolators of hypercube data, y = ±1."""
-    _check_positive(d, "d", integer=True)
+    check_positive(d, "d", integer=True)
     return 4.0 * math.sqrt(d + 1)
 
 

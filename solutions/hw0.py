@@ -299,7 +299,7 @@ def test_zero_one_error_random(student, rng):
 # losses, each measured *before* its step. Use `torch.autograd.grad` (or `.backward()` and
 # zero the gradients yourself) and update under `torch.no_grad()`.
 
-# %% flatlab={"forbid": ["flatlab.optim.gd_step", "flatlab.optim.minibatch_epoch", "flatlab.engine.gd"], "function": "train_gd", "id": "hw0.train_gd", "points": 4, "role": "task", "summary": "run `epochs` full-batch steps theta <- theta - lr*(grad mse + wd*theta) in place; return the losses before each step"}
+# %% flatlab={"forbid": ["flatlab.train.reference.gd_step", "flatlab.train.reference.minibatch_epoch", "flatlab.train.engine.gd"], "function": "train_gd", "id": "hw0.train_gd", "points": 4, "role": "task", "summary": "run `epochs` full-batch steps theta <- theta - lr*(grad mse + wd*theta) in place; return the losses before each step"}
 def train_gd(model, X, y, lr, wd, epochs):
     """Full-batch GD with weight decay on the MSE, in place. Returns a list of `epochs` floats."""
     ### BEGIN SOLUTION

@@ -119,7 +119,7 @@ def test_sam_perturbation_zero_gradient(student, rng):
 # restore θ and take θ ← θ − lr·∇L(θ + δ), in place. Return the loss at θ (before the step)
 # as a float. (With rho = 0 this is a plain gradient step.)
 
-# %% flatlab={"forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.SAM", "flatlab.engine.one_sam"], "function": "sam_step", "id": "hw2.sam_step", "points": 3, "role": "task", "summary": "in place: theta <- theta - lr * grad L(theta + delta) with delta = sam_perturbation; return L(theta) before the step"}
+# %% flatlab={"forbid": ["flatlab.train.reference.minibatch_epoch", "flatlab.train.reference.one_sam_epoch", "flatlab.train.reference.SAM", "flatlab.train.engine.one_sam"], "function": "sam_step", "id": "hw2.sam_step", "points": 3, "role": "task", "summary": "in place: theta <- theta - lr * grad L(theta + delta) with delta = sam_perturbation; return L(theta) before the step"}
 def sam_step(model, X, y, lr, rho):
     """One SAM step on the batch (X (b, d), y (b,)), in place. Returns the batch loss before the step."""
     ### BEGIN SOLUTION
@@ -143,7 +143,7 @@ def sam_step(model, X, y, lr, rho):
 _m = flatlab.make_model("bias", 5, 6, seed=1)
 _ref = flatlab.make_model("bias", 5, 6, seed=1)
 _l0 = sam_step(_m, _X, _y, 0.1, 0.05)
-flatlab.optim.minibatch_epoch(_ref, _X, _y, 0.1, 0.05, list(range(12)), batch_size=12)
+flatlab.train.reference.minibatch_epoch(_ref, _X, _y, 0.1, 0.05, list(range(12)), batch_size=12)
 torch.testing.assert_close(flatten_params(_m), flatten_params(_ref))
 assert abs(_l0 - float(mse(_ref(_X), _y).detach())) > 0, "return the loss before the step"
 print("hw2.sam_step: OK")
@@ -153,7 +153,7 @@ print("hw2.sam_step: OK")
 def _reference_sam(model, X, y, lr, rho, batch_size, order):
     ref = flatlab.models.model_from_config(model.config, flatlab.models.get_params(model),
                                            X_ref=getattr(model, "reference", None))
-    flatlab.optim.minibatch_epoch(ref, X, y, lr, rho, order, batch_size=batch_size)
+    flatlab.train.reference.minibatch_epoch(ref, X, y, lr, rho, order, batch_size=batch_size)
     return ref
 
 
@@ -189,7 +189,7 @@ def test_sam_step_rho_zero_is_gd(student, rng):
 # permutation of range(n)), one SAM step on the single example (X[i:i+1], y[i:i+1]). In place.
 # Return the mean of the per-step losses (each measured before its step).
 
-# %% flatlab={"forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.SAM", "flatlab.engine.one_sam"], "function": "one_sam_epoch", "id": "hw2.one_sam_epoch", "points": 3, "role": "task", "summary": "for i in order: sam_step on the single example (X[i:i+1], y[i:i+1]); return the mean of the returned losses"}
+# %% flatlab={"forbid": ["flatlab.train.reference.minibatch_epoch", "flatlab.train.reference.one_sam_epoch", "flatlab.train.reference.SAM", "flatlab.train.engine.one_sam"], "function": "one_sam_epoch", "id": "hw2.one_sam_epoch", "points": 3, "role": "task", "summary": "for i in order: sam_step on the single example (X[i:i+1], y[i:i+1]); return the mean of the returned losses"}
 def one_sam_epoch(model, X, y, lr, rho, order):
     """1-SAM over the examples in `order`, in place. Returns the mean per-step loss (a float)."""
     ### BEGIN SOLUTION
@@ -203,7 +203,7 @@ _m = flatlab.make_model("bias", 5, 6, seed=1)
 _ref = flatlab.make_model("bias", 5, 6, seed=1)
 _order = [3, 1, 0, 2, 5, 4, 7, 6, 9, 8, 11, 10]
 one_sam_epoch(_m, _X, _y, 0.05, 0.1, _order)
-flatlab.optim.one_sam_epoch(_ref, _X, _y, 0.05, 0.1, _order)
+flatlab.train.reference.one_sam_epoch(_ref, _X, _y, 0.05, 0.1, _order)
 torch.testing.assert_close(flatten_params(_m), flatten_params(_ref))
 print("hw2.one_sam_epoch: OK")
 
@@ -234,7 +234,7 @@ def test_one_sam_epoch_mean_loss(student, rng):
     for i in order:
         with torch.no_grad():
             losses.append(float(flatlab.mse(ref(X[i:i + 1]), y[i:i + 1])))
-        flatlab.optim.one_sam_epoch(ref, X, y, lr, rho, [i])
+        flatlab.train.reference.one_sam_epoch(ref, X, y, lr, rho, [i])
     assert_close(got, float(np.mean(losses)), rtol=1e-8, atol=1e-14)
 
 
@@ -342,12 +342,12 @@ for name in ("GD", "1-SAM"):
     print(f"{name}: 20 epochs in {time.perf_counter() - t0:.1f} s, trace {rows[0][0]:.1f} -> {rows[-1][0]:.1f}")
 
 # %% [markdown]
-# Your 1-SAM takes a few milliseconds per step. `flatlab.engine.one_sam` runs the same
+# Your 1-SAM takes a few milliseconds per step. `flatlab.train.engine.one_sam` runs the same
 # update with a hand-derived kernel (~100× faster). We first check that it agrees with your
 # implementation on one epoch, then use it to follow 1-SAM for 3,000 epochs (3·10⁵ steps).
 
 # %% flatlab={"role": "experiment"}
-from flatlab import engine
+from flatlab.train import engine
 
 order = torch.randperm(100, generator=torch.Generator().manual_seed(1)).tolist()
 mine = flatlab.models.model_from_config(start.config, get_params(start))

@@ -37,7 +37,7 @@ import torch
 
 import flatlab
 from flatlab.models import get_params, model_from_config
-from flatlab.training import Phase, TrainConfig, train
+from flatlab.train import Phase, TrainConfig, train
 
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)
@@ -302,7 +302,7 @@ def test_top_neurons_sim_bn(student, rng):
 #
 # d = 30, n = 100, width 500, the paper's Fig. 1 settings except a shorter run (1-SAM:
 # lr 0.01, ρ 0.05; GD: lr 0.05, wd 0.05). The training itself is not what you are graded
-# on here, so we use the fast engine through `flatlab.training.train`, in chunks, measuring
+# on here, so we use the fast engine through `flatlab.train.train`, in chunks, measuring
 # the trace, the path norm and the floor with your functions after each chunk. ~30 s.
 
 # %% flatlab={"role": "experiment"}

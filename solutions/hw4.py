@@ -38,7 +38,7 @@ import torch
 import flatlab
 from flatlab.models import make_model, set_params
 from flatlab.sharpness import gauss_newton_trace
-from flatlab.training import Phase, TrainConfig, train
+from flatlab.train import Phase, TrainConfig, train
 
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)
@@ -59,7 +59,7 @@ def bias_net(params):
 # Hence Tr ∇²L ≥ (4/n) Σ_i ‖x'_i‖·|y_i|, which is 4·sqrt(d+1) on the hypercube with ±1
 # labels. Write `trace_lower_bound(X, y)` for general data.
 
-# %% flatlab={"forbid": ["flatlab.sharpness.bias_trace_lower_bound_data", "flatlab.sharpness.bias_trace_lower_bound", "flatlab.constructions.bias_trace_floor"], "function": "trace_lower_bound", "id": "hw4.lower_bound", "points": 2, "role": "task", "summary": "return (4/n) sum_i ||(x_i, 1)|| * |y_i|"}
+# %% flatlab={"forbid": ["flatlab.sharpness.bias_trace_lower_bound_data", "flatlab.sharpness.bias_trace_lower_bound"], "function": "trace_lower_bound", "id": "hw4.lower_bound", "points": 2, "role": "task", "summary": "return (4/n) sum_i ||(x_i, 1)|| * |y_i|"}
 def trace_lower_bound(X, y):
     """(4/n) Σ_i sqrt(‖x_i‖² + 1)·|y_i| for X (n, d), y (n,). Returns a float."""
     ### BEGIN SOLUTION
@@ -319,7 +319,7 @@ for name, model in solutions.items():
 #
 # Width 500 from the same initialization. GD with weight decay (lr 0.05, wd 0.05) and 1-SAM
 # (lr 0.01, ρ 0.1, 6,000 epochs = 6·10⁵ SAM steps) through the fast engine
-# (`flatlab.training.train`); the history logs the test accuracy and the trace. ~40 s.
+# (`flatlab.train.train`); the history logs the test accuracy and the trace. ~40 s.
 # (The paper runs 6·10⁵ *epochs*; the drift continues: `flatlab reproduce scenario2 --paper`
 # ends near 0.62 test accuracy.)
 

@@ -36,7 +36,7 @@ import torch
 import flatlab
 from flatlab.models import get_params, make_model, model_from_config, set_params
 from flatlab.sharpness import gauss_newton_trace
-from flatlab.training import Phase, TrainConfig, train
+from flatlab.train import Phase, TrainConfig, train
 
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)
@@ -285,7 +285,7 @@ def test_generalizer_xor_and_flat(student, rng):
 # `projected_sam_step(model, X, y, lr, rho, R)`: one SAM step on the batch (X, y) (as in
 # hw2), then the projection, in place. Return the batch loss before the step.
 
-# %% flatlab={"forbid": ["flatlab.optim.minibatch_epoch", "flatlab.optim.one_sam_epoch", "flatlab.optim.project_first_layer", "flatlab.optim.SAM", "flatlab.engine.one_sam"], "function": "projected_sam_step", "id": "hw5.projected_step", "points": 3, "role": "task", "summary": "one SAM step on (X, y) in place, then rescale (W1, b1) jointly to Frobenius norm R; return the loss before the step"}
+# %% flatlab={"forbid": ["flatlab.train.reference.minibatch_epoch", "flatlab.train.reference.one_sam_epoch", "flatlab.train.reference.project_first_layer", "flatlab.train.reference.SAM", "flatlab.train.engine.one_sam"], "function": "projected_sam_step", "id": "hw5.projected_step", "points": 3, "role": "task", "summary": "one SAM step on (X, y) in place, then rescale (W1, b1) jointly to Frobenius norm R; return the loss before the step"}
 def projected_sam_step(model, X, y, lr, rho, R):
     """SAM step then projection of (W1, b1) onto the sphere of radius R. Returns the loss before the step (a float)."""
     ### BEGIN SOLUTION
@@ -313,7 +313,7 @@ def projected_sam_step(model, X, y, lr, rho, R):
 _m1 = flatlab.make_model("sim_ln", 6, 8, seed=1)
 _m2 = flatlab.make_model("sim_ln", 6, 8, seed=1)
 projected_sam_step(_m1, _X[:1], _y[:1], 0.05, 0.1, 3.0)
-flatlab.optim.one_sam_epoch(_m2, _X, _y, 0.05, 0.1, [0], project_norm=3.0)
+flatlab.train.reference.one_sam_epoch(_m2, _X, _y, 0.05, 0.1, [0], project_norm=3.0)
 torch.testing.assert_close(flatlab.flatten_params(_m1), flatlab.flatten_params(_m2))
 print("hw5.projected_step: OK")
 
@@ -325,7 +325,7 @@ def test_projected_step_matches(student, rng):
     lr, rho, R = float(rng.uniform(0.01, 0.2)), float(rng.uniform(0.01, 1.0)), float(rng.uniform(0.5, 20))
     loss0, (after, *_) = student.call("projected_sam_step", model, X, y, lr, rho, R, return_args=True)
     ref = flatlab.models.model_from_config(model.config, flatlab.models.get_params(model))
-    flatlab.optim.minibatch_epoch(ref, X, y, lr, rho, list(range(X.shape[0])), batch_size=X.shape[0], project_norm=R)
+    flatlab.train.reference.minibatch_epoch(ref, X, y, lr, rho, list(range(X.shape[0])), batch_size=X.shape[0], project_norm=R)
     got = after["params"] if isinstance(after, dict) else dict(after.named_parameters())
     for k, v in ref.named_parameters():
         assert_close(np.asarray(got[k], dtype=float), v.detach(), rtol=1e-8, atol=1e-12)
@@ -342,7 +342,7 @@ def test_projected_step_matches(student, rng):
 # `flatness_scale(tol = 0.01)`: the same function, now nearly flattest;
 # (5) 1-SAM from a small first layer (init ×0.01, lr 0.1, ρ 0.1, 1,000 epochs) and
 # (6) projected 1-SAM (R = 10, lr 0.01, ρ 0.1 → 0.5 → 1, 500 epochs each), both through
-# the engine (`flatlab.training.train`), after checking the engine against your
+# the engine (`flatlab.train.train`), after checking the engine against your
 # `projected_sam_step` on one epoch. ~40 s.
 
 # %% flatlab={"role": "experiment"}
@@ -369,14 +369,14 @@ print(f"1-SAM: {time.perf_counter() - t0:.1f} s")
 
 t0 = time.perf_counter()
 proj_net = make_model("sim_ln", 30, 500, seed=0)
-flatlab.optim.project_first_layer(proj_net, 10.0)
+flatlab.train.reference.project_first_layer(proj_net, 10.0)
 # your projected step, one epoch of single-example steps, against the engine's kernel
 mine = model_from_config(proj_net.config, get_params(proj_net))
 order = np.random.default_rng(0).permutation(100)
 for i in order:
     projected_sam_step(mine, Xtr[i:i + 1], ytr[i:i + 1], 0.01, 0.1, 10.0)
 fast = {k: v.numpy().copy() for k, v in get_params(proj_net).items()}
-flatlab.engine.one_sam(fast, "sim_ln", Xtr.numpy(), ytr.numpy(), order, 0.01, 0.1, project_norm=10.0)
+flatlab.train.engine.one_sam(fast, "sim_ln", Xtr.numpy(), ytr.numpy(), order, 0.01, 0.1, project_norm=10.0)
 print("max |engine - your projected step| after one epoch:",
       max(float(np.abs(fast[k] - v.detach().numpy()).max()) for k, v in mine.named_parameters()))
 histories["projected 1-SAM"] = train(proj_net, data, TrainConfig(
@@ -443,6 +443,6 @@ plt.show()
 # it only moves along the flat set. Test: log the memorization index, the median firing
 # count and the x1x2 share along 1-SAM runs for the bias and Sim-LN nets (flatlab.diagnostics)
 # and compare with an explicit trace penalty that reaches the same trace
-# (flatlab.penalty, `flatlab reproduce beyond`): if the penalty generalizes in II where 1-SAM does not,
+# (flatlab.train.penalty, `flatlab reproduce beyond`): if the penalty generalizes in II where 1-SAM does not,
 # the difference lies in the dynamics, not in the sharpness reached.
 # <!-- END SOLUTION -->

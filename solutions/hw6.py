@@ -27,7 +27,7 @@
 #
 # Tools from earlier assignments are in `flatlab`: `flatlab.make_model`, `flatlab.make_dataset`,
 # `model.hidden(X)` (post-activation features, (n, m)), `flatlab.constructions`, and the
-# reference runs in `flatlab.beyond` (GD+wd, 1-SAM, label-noise SGD). Estimated time: 4 hours.
+# reference runs in `flatlab.lab.beyond` (GD+wd, 1-SAM, label-noise SGD). Estimated time: 4 hours.
 
 # %%
 import dataclasses
@@ -39,11 +39,11 @@ import numpy as np
 import torch
 
 import flatlab
-import flatlab.beyond
+import flatlab.lab.beyond
 import flatlab.constructions
 import flatlab.diagnostics
-import flatlab.experiments
-import flatlab.penalty
+import flatlab.lab.runner
+import flatlab.train.penalty
 import flatlab.sharpness
 from flatlab.losses import accuracy, mse
 
@@ -65,7 +65,7 @@ torch.set_num_threads(1)
 # with respect to the model's parameters (you will train with it), computed from the
 # activations in O(n·m·d), without per-example gradients.
 
-# %% flatlab={"forbid": ["flatlab.penalty.sharpness_penalty", "flatlab.penalty.sharpness_penalty_closed_form", "flatlab.penalty.sharpness_penalty_generic", "flatlab.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"], "function": "penalty_value", "id": "hw6.penalty", "points": 4, "role": "task", "summary": "return S = (2/n)[sum ||h(x_i)||^2 + sum_i (||x_i||^2 [+1]) sum_j W2_j^2 1[h_ij>0]] as a differentiable 0-dim tensor"}
+# %% flatlab={"forbid": ["flatlab.train.penalty.sharpness_penalty", "flatlab.train.penalty.sharpness_penalty_closed_form", "flatlab.train.penalty.sharpness_penalty_generic", "flatlab.train.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"], "function": "penalty_value", "id": "hw6.penalty", "points": 4, "role": "task", "summary": "return S = (2/n)[sum ||h(x_i)||^2 + sum_i (||x_i||^2 [+1]) sum_j W2_j^2 1[h_ij>0]] as a differentiable 0-dim tensor"}
 def penalty_value(model, X):
     """S(θ) = (2/n) Σ_i ‖∇θ f(x_i)‖² for a relu bias / no_bias net, from activations. X (n, d). Returns a 0-dim tensor with autograd."""
     ### BEGIN SOLUTION
@@ -98,7 +98,7 @@ import math
 
 import flatlab.constructions
 import flatlab.diagnostics
-import flatlab.penalty
+import flatlab.train.penalty
 import flatlab.sharpness
 from flatlab.losses import mse
 
@@ -119,13 +119,13 @@ def test_penalty_bias(student, rng):
     """penalty_value must equal (2/n) sum_i ||grad_theta f(x_i)||^2 on random bias nets (remember the +1 of the bias input)."""
     for _ in range(3):
         model, X, _ = _case(rng, "bias")
-        assert_close(student.penalty_value(model, X), flatlab.penalty.sharpness_penalty(model, X).detach(), rtol=1e-9)
+        assert_close(student.penalty_value(model, X), flatlab.train.penalty.sharpness_penalty(model, X).detach(), rtol=1e-9)
 
 
 def test_penalty_no_bias(student, rng):
     """penalty_value must handle a no-bias net: no b1, and no +1 term."""
     model, X, _ = _case(rng, "no_bias")
-    assert_close(student.penalty_value(model, X), flatlab.penalty.sharpness_penalty(model, X).detach(), rtol=1e-9)
+    assert_close(student.penalty_value(model, X), flatlab.train.penalty.sharpness_penalty(model, X).detach(), rtol=1e-9)
 
 
 def test_penalty_constructions(student, rng):
@@ -152,7 +152,7 @@ def test_penalty_constructions(student, rng):
 # `{"W1": (m, d), "b1": (m,), "W2": (m,)}` (no `"b1"` for a no-bias net, where q_i = ‖x_i‖²)
 # computed **from these formulas** (no autograd: this is what makes a step as cheap as a GD step).
 
-# %% flatlab={"forbid": ["flatlab.penalty.penalized_grads"], "function": "objective_grad", "id": "hw6.objective_grad", "points": 4, "role": "task", "summary": "return {'W1','b1','W2'} = gradient of mse(f(X), y) + lam*S from the closed-form formulas (no b1 for no_bias)"}
+# %% flatlab={"forbid": ["flatlab.train.penalty.penalized_grads"], "function": "objective_grad", "id": "hw6.objective_grad", "points": 4, "role": "task", "summary": "return {'W1','b1','W2'} = gradient of mse(f(X), y) + lam*S from the closed-form formulas (no b1 for no_bias)"}
 def objective_grad(model, X, y, lam):
     """∇θ [mse(f(X), y) + lam·S(θ)] for a relu bias / no_bias net, by hand. Returns a dict name -> tensor."""
     ### BEGIN SOLUTION
@@ -176,7 +176,7 @@ def objective_grad(model, X, y, lam):
 # %% flatlab={"id": "hw6.objective_grad", "role": "public_test"}
 for _arch in ("bias", "no_bias"):
     _m = flatlab.make_model(_arch, 5, 7, seed=2)
-    _obj = mse(_m(_X), _y) + 0.3 * flatlab.penalty.sharpness_penalty(_m, _X)
+    _obj = mse(_m(_X), _y) + 0.3 * flatlab.train.penalty.sharpness_penalty(_m, _X)
     _want = dict(zip([k for k, _ in _m.named_parameters()], torch.autograd.grad(_obj, list(_m.parameters()))))
     _got = objective_grad(_m, _X, _y, 0.3)
     assert set(_got) == set(_want), f"{_arch}: keys must be {sorted(_want)}, got {sorted(_got)}"
@@ -187,7 +187,7 @@ print("hw6.objective_grad: OK")
 
 # %% flatlab={"id": "hw6.objective_grad", "role": "hidden_test"}
 def _autograd_objective(model, X, y, lam):
-    obj = mse(model(X), y) + lam * flatlab.penalty.sharpness_penalty(model, X)
+    obj = mse(model(X), y) + lam * flatlab.train.penalty.sharpness_penalty(model, X)
     names = [k for k, _ in model.named_parameters()]
     return dict(zip(names, torch.autograd.grad(obj, list(model.parameters()))))
 
@@ -233,7 +233,7 @@ def test_objective_grad_lam_zero(student, rng):
 # * the last `anneal` epochs: geometric, λ = lam·factor^((k+1)/anneal) at the k-th anneal epoch;
 # * after that: lam·factor.
 
-# %% flatlab={"forbid": ["flatlab.penalty.penalty_weight"], "function": "lambda_schedule", "id": "hw6.schedule", "points": 2, "role": "task", "summary": "0 during fit, linear ramp to lam, hold lam, then geometric decay lam*factor**((k+1)/anneal); lam*factor afterwards"}
+# %% flatlab={"forbid": ["flatlab.train.penalty.penalty_weight"], "function": "lambda_schedule", "id": "hw6.schedule", "points": 2, "role": "task", "summary": "0 during fit, linear ramp to lam, hold lam, then geometric decay lam*factor**((k+1)/anneal); lam*factor afterwards"}
 def lambda_schedule(epoch, lam, fit, ramp, hold, anneal, factor):
     """λ at a 0-based epoch of the fit → ramp → hold → anneal schedule. Returns a float."""
     ### BEGIN SOLUTION
@@ -260,11 +260,11 @@ print("hw6.schedule: OK")
 # %% flatlab={"id": "hw6.schedule", "role": "hidden_test"}
 def test_schedule_matches_reference(student, rng):
     """lambda_schedule must follow fit (0) -> linear ramp -> hold -> geometric anneal -> lam*factor at every epoch."""
-    c = flatlab.penalty.PenaltyConfig(lam=float(rng.uniform(0.001, 1)), fit_epochs=int(rng.integers(0, 6)),
+    c = flatlab.train.penalty.PenaltyConfig(lam=float(rng.uniform(0.001, 1)), fit_epochs=int(rng.integers(0, 6)),
                                       ramp_epochs=int(rng.integers(1, 6)), hold_epochs=int(rng.integers(0, 6)),
                                       anneal_epochs=int(rng.integers(1, 6)), anneal_factor=float(rng.uniform(1e-4, 0.5)))
     for e in range(c.epochs + 3):
-        want = flatlab.penalty.penalty_weight(c, e)
+        want = flatlab.train.penalty.penalty_weight(c, e)
         got = student.lambda_schedule(e, c.lam, c.fit_epochs, c.ramp_epochs, c.hold_epochs, c.anneal_epochs, c.anneal_factor)
         assert_close(got, want, rtol=1e-12, atol=1e-15)
 
@@ -335,7 +335,7 @@ def test_memorization_zero_output(student, rng):
 # gradients (as in hw1; `torch.func.vmap` over `torch.func.grad` is fastest) and return
 # `(c, S1)` with c the smallest scale for which S(c) − 2 ≤ tol.
 
-# %% flatlab={"forbid": ["flatlab.penalty.sharpness_penalty", "flatlab.penalty.sharpness_penalty_generic", "flatlab.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"], "function": "scale_to_floor", "id": "hw6.scale_to_floor", "points": 3, "role": "task", "summary": "compute S(1) = (2/n) sum ||grad f(x_i)||^2 for a Sim-LN net from per-example gradients; return (sqrt((S1-2)/tol), S1)"}
+# %% flatlab={"forbid": ["flatlab.train.penalty.sharpness_penalty", "flatlab.train.penalty.sharpness_penalty_generic", "flatlab.train.penalty.per_example_grads", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab.sharpness.hessian_trace", "flatlab._closed_form.grad_sq_norms", "flatlab._closed_form.gauss_newton_trace_closed"], "function": "scale_to_floor", "id": "hw6.scale_to_floor", "points": 3, "role": "task", "summary": "compute S(1) = (2/n) sum ||grad f(x_i)||^2 for a Sim-LN net from per-example gradients; return (sqrt((S1-2)/tol), S1)"}
 def scale_to_floor(model, X, tol):
     """The smallest c with S(c) - 2 <= tol for a Sim-LN net, and S(1). X (n, d). Returns (c, S1) as floats."""
     ### BEGIN SOLUTION
@@ -387,18 +387,18 @@ def test_scale_to_floor(student, rng):
 #
 # ### 6a. Four sharpness minimizers on the bias net
 # d = 30, n = 100 XOR points, width 500, one seed. The reference runs (GD+wd, 1-SAM, label-noise
-# SGD) come from `flatlab.beyond`, shortened to fit the time budget. The penalty run is yours:
+# SGD) come from `flatlab.lab.beyond`, shortened to fit the time budget. The penalty run is yours:
 # Adam on L + λ(t)S with **your** `objective_grad` and `lambda_schedule`.
 
 # %% flatlab={"role": "experiment"}
 SEED = 0
 data = flatlab.make_dataset("xor", n=100, d=30, seed=SEED)
-cfg = dataclasses.replace(flatlab.beyond.get_beyond_config("quick"), gd_epochs=10_000, sam_epochs=3_000,
-                          label_noise=flatlab.penalty.LabelNoiseConfig(epochs=600, lr=0.01, sigma=0.5, anneal_epochs=100))
+cfg = dataclasses.replace(flatlab.lab.beyond.get_beyond_config("quick"), gd_epochs=10_000, sam_epochs=3_000,
+                          label_noise=flatlab.train.penalty.LabelNoiseConfig(epochs=600, lr=0.01, sigma=0.5, anneal_epochs=100))
 ref = {}
 for method in ("gd_wd", "one_sam", "label_noise"):
     t0 = time.perf_counter()
-    ref[method] = flatlab.beyond.run_beyond_job(cfg, method, SEED)
+    ref[method] = flatlab.lab.beyond.run_beyond_job(cfg, method, SEED)
     print(f"{method:12s} test acc {ref[method]['final']['test_acc']:.3f}  trace {ref[method]['final']['trace']:.2f}"
           f"  ({time.perf_counter() - t0:.0f} s)")
 
@@ -424,7 +424,7 @@ def train_with_penalty(model, data, lam=0.01, fit=500, ramp=500, hold=1000, anne
 
 
 t0 = time.perf_counter()
-pen_model = flatlab.make_model("bias", 30, 500, seed=flatlab.experiments.INIT_SEED_OFFSET + SEED)
+pen_model = flatlab.make_model("bias", 30, 500, seed=flatlab.lab.runner.INIT_SEED_OFFSET + SEED)
 pen = train_with_penalty(pen_model, data)
 print(f"penalty      test acc {pen[-1, 2]:.3f}  trace {pen[-1, 3]:.2f}  ({time.perf_counter() - t0:.0f} s)")
 floor = 4 * math.sqrt(31)
@@ -472,7 +472,7 @@ for method, r in ref.items():
 
 # %% flatlab={"role": "experiment"}
 ln_data = flatlab.make_dataset("xor", n=100, d=30, seed=SEED)
-ln = flatlab.make_model("sim_ln", 30, 500, seed=flatlab.experiments.INIT_SEED_OFFSET + SEED)
+ln = flatlab.make_model("sim_ln", 30, 500, seed=flatlab.lab.runner.INIT_SEED_OFFSET + SEED)
 opt = torch.optim.SGD(ln.parameters(), lr=0.1)
 for step in range(1500):
     opt.zero_grad()

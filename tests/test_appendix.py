@@ -1,4 +1,4 @@
-"""Appendix figures (flatlab.appendix): configs, direction checks, and a smoke run of each
+"""Appendix figures (flatlab.lab.appendix): configs, direction checks, and a smoke run of each
 figure through ``flatlab reproduce`` (results.json schema, figures, checks)."""
 import json
 
@@ -6,8 +6,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from flatlab import appendix as A
-from flatlab import experiments as E
+from flatlab.lab import appendix as A
+from flatlab.lab import runner as E
 from flatlab.cli import APPENDIX, main
 
 
@@ -19,13 +19,13 @@ def test_configs_follow_table2_and_are_json(name):
         assert json.loads(json.dumps(cfg.to_dict()))["name"] == name
         assert len({m.name for m in cfg.methods}) == len(cfg.methods)
     paper = E.get_config(name, "paper")
-    assert paper.width == 500
+    assert paper.model.width == 500
     if name == "fig7":
-        assert paper.dataset == "ball" and paper.d == 10 and paper.n == 100
-        assert {(m.arch, m.phases) for m in paper.methods} == {("no_bias", ((100_000, 0.01, 0.2),)),
+        assert paper.dataset == "ball" and paper.model.d == 10 and paper.n == 100
+        assert {(m.model_config(paper.model).arch, m.phases) for m in paper.methods} == {("no_bias", ((100_000, 0.01, 0.2),)),
                                                                ("bias", ((100_000, 0.01, 0.2),))}
     if name == "fig11":
-        assert paper.arch == "deep_bias" and paper.depth == 3
+        assert paper.model.arch == "deep_bias" and paper.model.depth == 3
         sgd, sam = paper.methods
         assert (sgd.optimizer, sgd.batch_size, sgd.weight_decay) == ("sgd", 1, 0.05)
         assert sgd.phases == ((100_000, 0.01, 0.0),)
@@ -104,7 +104,7 @@ def test_smoke_run_through_cli(name, tmp_path, capsys):
     cfg = E.get_config(name, "smoke")
     assert [r["method"] for r in res["runs"]] == [m.name for m in cfg.methods]
     for run, spec in zip(res["runs"], cfg.methods):
-        assert run["arch"] == (spec.arch or cfg.arch)
+        assert run["arch"] == spec.model_config(cfg.model).arch
         assert set(run["history"]) == {"epoch", "train_loss", "test_acc", "trace"}
         assert run["history"]["epoch"][-1] == spec.epochs
         assert 0.0 <= run["final"]["test_acc"] <= 1.0 and run["final"]["test_mse"] >= 0.0

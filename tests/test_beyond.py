@@ -1,4 +1,4 @@
-"""flatlab.beyond: the smoke comparison end to end, the Sim-LN rescaling, the checks, bad input."""
+"""flatlab.lab.beyond: the smoke comparison end to end, the Sim-LN rescaling, the checks, bad input."""
 import dataclasses
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from flatlab.beyond import (
+from flatlab.lab.beyond import (
     BEYOND_METHODS,
     beyond_checks,
     get_beyond_config,
@@ -16,7 +16,9 @@ from flatlab.beyond import (
 )
 from flatlab.data import xor_parity
 from flatlab.models import make_model
-from flatlab.penalty import sharpness_penalty
+from flatlab.train.penalty import sharpness_penalty
+
+from cases import QUIET
 
 FLOOR = 4 * math.sqrt(31)
 
@@ -30,7 +32,7 @@ def _strip_clock(record):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("beyond")
-    res = run_beyond("smoke", seeds=[0], out_dir=out, workers=1, progress=False, log=lambda *a: None)
+    res = run_beyond("smoke", seeds=[0], out_dir=out, workers=1, **{**QUIET, "figures": True})
     return out, res
 
 
@@ -142,7 +144,7 @@ def test_checks_pass_and_fail():
 
 def test_interrupted_run_stops_and_writes(tmp_path, monkeypatch):
     """A run that returns early (Ctrl-C) stops the sequential loop; the file lists what is missing."""
-    import flatlab.beyond as fb
+    import flatlab.lab.beyond as fb
 
     calls = []
 
@@ -157,8 +159,7 @@ def test_interrupted_run_stops_and_writes(tmp_path, monkeypatch):
                 "diagnostics": {"memorization_index": 0.0, "median_firing": 9.0}, "neurons": [], "history": h}
 
     monkeypatch.setattr(fb, "run_beyond_job", fake_job)
-    res = run_beyond("smoke", seeds=[0], out_dir=tmp_path, workers=1, progress=False, figures=False,
-                     log=lambda *a: None)
+    res = run_beyond("smoke", seeds=[0], out_dir=tmp_path, workers=1, **QUIET)
     assert len(calls) == 1 and res["interrupted"]
     on_disk = json.loads((tmp_path / "beyond" / "results.json").read_text())
     assert on_disk["interrupted"] and len(on_disk["runs"]) == 1

@@ -6,9 +6,9 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from flatlab import experiments as E
+from flatlab.lab import runner as E
 from flatlab.cli import main
-from flatlab.plotting import curves_figure
+from flatlab.lab.plotting import curves_figure
 
 RUN_KEYS = {"arch", "method", "label", "seed", "interrupted", "final", "peak", "neurons", "history"}
 HISTORY_KEYS = {"epoch", "train_loss", "test_acc", "trace"}
@@ -36,7 +36,7 @@ def check_results_files(out):
         for run in res["runs"]:
             assert RUN_KEYS <= set(run) and set(run["history"]) == HISTORY_KEYS
             assert {"train_loss", "test_acc", "trace"} <= set(run["final"])
-            assert run["arch"] == res["config"]["arch"] and run["seed"] == 0
+            assert run["arch"] == res["config"]["model"]["arch"] and run["seed"] == 0
             assert 0.0 <= run["final"]["test_acc"] <= 1.0 and run["final"]["trace"] > 0
         if name == "scenario2":
             assert res["summary"]["trace_floor"] == pytest.approx(4 * 31**0.5)
@@ -100,8 +100,8 @@ def test_construct_command(capsys):
 
 
 def test_reproduce_beyond_dispatches_and_summarizes(tmp_path, capsys, monkeypatch):
-    """`flatlab reproduce beyond` calls flatlab.beyond.run_beyond and prints its summary and checks."""
-    import flatlab.beyond as B
+    """`flatlab reproduce beyond` calls flatlab.lab.beyond.run_beyond and prints its summary and checks."""
+    import flatlab.cli as B
 
     calls = {}
 

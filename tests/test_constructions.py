@@ -8,6 +8,7 @@ import torch
 from torch.func import hessian, jacrev
 
 from flatlab import constructions as C
+from flatlab.sharpness import bias_trace_lower_bound
 from flatlab.data import make_dataset, xor_parity
 from flatlab.losses import accuracy, mse
 from flatlab.models import flatten_params, functional_forward
@@ -48,7 +49,7 @@ def test_bias_constructions_small_exact_hessian(seed):
     d, n = 6, 12
     X, y = distinct_cube(n, d, seed)
     floor = 4 * math.sqrt(d + 1)
-    assert C.bias_trace_floor(d) == pytest.approx(floor, rel=1e-15)
+    assert bias_trace_lower_bound(d) == pytest.approx(floor, rel=1e-15)
     for model in (C.memorizing_bias(X, y), C.generalizing_bias(d)):
         assert max_residual(model, X, y) < 1e-12
         assert exact_trace(model, X, y) == pytest.approx(floor, rel=1e-9)
@@ -78,7 +79,7 @@ def bias_closed_form_trace(model, X):
 def test_bias_constructions_paper_size(seed):
     data = make_dataset("xor", n=100, d=30, n_test=10_000, seed=seed)
     X, y = data.X_train, data.y_train
-    floor = C.bias_trace_floor(30)
+    floor = bias_trace_lower_bound(30)
     assert floor == pytest.approx(22.2711, abs=1e-4)
     mem, gen = C.memorizing_bias(X, y), C.generalizing_bias(30)
     for model in (mem, gen):
@@ -179,7 +180,7 @@ def test_library_sharpness_agrees_on_constructions():
     from flatlab.sharpness import hessian_trace
 
     X, y = distinct_cube(12, 6, 7)
-    bias_floor = C.bias_trace_floor(6)
+    bias_floor = bias_trace_lower_bound(6)
     cases = ((C.memorizing_bias(X, y), bias_floor), (C.generalizing_bias(6), bias_floor),
              (C.memorizing_sim_ln(X, y), 2.0), (C.generalizing_sim_ln(6), 2.0))
     for model, floor in cases:

@@ -1,4 +1,4 @@
-"""flatlab.engine against the torch reference (flatlab.optim) and flatlab.training end to end.
+"""flatlab.train.engine against the torch reference (flatlab.train.reference) and flatlab.train end to end.
 
 The engine must follow the reference trajectory to 1e-10 (float64) over >= 1,000 1-SAM
 steps for every supported architecture, with and without the projection.
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from flatlab import engine
+from flatlab.train import engine
 from flatlab.data import make_dataset
 from flatlab.models import make_model
-from flatlab.optim import epoch_orders, first_layer_norm, gd_step, one_sam_epoch
-from flatlab.training import History, Phase, TrainConfig, resolve_backend, train
+from flatlab.train.reference import epoch_orders, first_layer_norm, gd_step, one_sam_epoch
+from flatlab.train import History, Phase, TrainConfig, resolve_backend, train
 
 D, M, N = 6, 12, 10
 

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from flatlab import constructions as C
-from flatlab import experiments as E
+from flatlab.diagnostics import neuron_table
+from flatlab.models import make_model
+from flatlab.sharpness import bias_trace_lower_bound
+from flatlab.lab import results as R
+from flatlab.lab import runner as E
+
+from cases import QUIET, SMOKE_SCENARIO
 
 
 def test_every_config_is_typed_and_serializable():
@@ -28,13 +34,13 @@ def test_paper_presets_follow_table_2():
     s2 = {m.name: m for m in E.get_config("scenario2", "paper").methods}
     assert s2["one_sam"].phases == ((200_000, 0.01, 0.05), (400_000, 0.01, 0.1))
     s3 = {m.name: m for m in E.get_config("scenario3", "paper").methods}
-    assert s3["one_sam"].phases == ((100_000, 0.1, 0.1),) and s3["one_sam"].init_scale == 0.01
+    assert s3["one_sam"].phases == ((100_000, 0.1, 0.1),) and s3["one_sam"].model == {"init_scale": 0.01}
     assert s3["one_sam_projected"].phases == ((500, 0.01, 0.1), (500, 0.01, 0.5), (500, 0.01, 1.0))
     assert s3["one_sam_projected"].project_norm == 10.0
     for name in E.SCENARIOS:
-        assert E.get_config(name, "paper").width == 500
+        assert E.get_config(name, "paper").model.width == 500
     bn = E.get_config("scenario1-bn", "paper")
-    assert bn.methods[0].gamma_init == pytest.approx(0.447) and "collapses" in bn.notes
+    assert bn.methods[0].model_config(bn.model).gamma_init == pytest.approx(0.447) and "collapses" in bn.notes
 
 
 def test_bad_names():
@@ -48,19 +54,26 @@ def test_bad_names():
         E.run_scenario("scenario3", "smoke", seeds=[0], out_dir="/nonexistent", workers=0)
 
 
-def test_neuron_table_on_constructions():
+def test_run_record_neurons_on_constructions():
+    """The runner's neuron rows (largest ‖W1_j‖ first, with the whole row W1_j) on known solutions."""
     gen = C.generalizing_bias(30, width=10)
-    rows = E.neuron_table(gen)
+    rows = neuron_table(gen, k=4, by="norm", weights=True)
     assert len(rows) == 4 and sorted(r["neuron"] for r in rows) == [0, 1, 2, 3]
     for r in rows:
-        assert r["share_x12"] == pytest.approx(1.0) and r["rest_norm"] == 0.0
-        assert abs(r["w_x1"]) == pytest.approx(31**0.25) and len(r["w"]) == 30
+        assert r["x1x2_share"] == pytest.approx(1.0) and r["rest_norm"] == 0.0
+        assert abs(r["w_x1"]) == pytest.approx(31**0.25) and r["w"] == gen.W1.detach()[r["neuron"]].tolist()
     X = torch.eye(30, dtype=torch.float64)[:5] * 2 - 1
     mem = C.memorizing_bias(X, torch.ones(5), eps=0.1)
-    rows = E.neuron_table(mem)  # rows x_i/‖x_i‖ scaled: share (1+1)/30 of the squared norm on x1, x2
-    assert all(r["share_x12"] == pytest.approx(2 / 30) for r in rows)
-    norms = [r["norm"] for r in rows]
+    rows = neuron_table(mem, k=4, by="norm")  # rows x_i/‖x_i‖ scaled: share (1+1)/30 of the squared norm on x1, x2
+    assert all(r["x1x2_share"] == pytest.approx(2 / 30) and "w" not in r for r in rows)
+    norms = [r["w1_norm"] for r in rows]
     assert norms == sorted(norms, reverse=True)
+    deep = make_model("deep_bias", 6, 5, seed=0, depth=3)  # Fig. 11's net: its first layer, by norm
+    rows = neuron_table(deep, k=5, by="norm", weights=True)
+    assert [r["w1_norm"] for r in rows] == sorted(deep.W1.detach().norm(dim=1).tolist(), reverse=True)
+    assert all(r["w2"] is None and len(r["w"]) == 6 for r in rows)
+    with pytest.raises(ValueError, match="two-layer"):
+        neuron_table(deep, by="product")
 
 
 def _fake_results(scenario, finals, preset="quick"):
@@ -68,9 +81,9 @@ def _fake_results(scenario, finals, preset="quick"):
     for method, seed, acc, trace, peak in finals:
         runs.append({"method": method, "seed": seed,
                      "final": {"test_acc": acc, "trace": trace, "train_loss": 1e-3},
-                     "peak": {"test_acc": peak, "epoch": 10}, "neurons": [{"share_x12": 0.95}] * 4})
+                     "peak": {"test_acc": peak, "epoch": 10}, "neurons": [{"x1x2_share": 0.95}] * 4})
     return {"scenario": scenario, "preset": preset, "runs": runs,
-            "summary": {"trace_floor": C.bias_trace_floor(30)}}
+            "summary": {"trace_floor": bias_trace_lower_bound(30)}}
 
 
 def test_check_directions_pass_and_fail():
@@ -87,20 +100,19 @@ def test_check_directions_pass_and_fail():
 
 def test_write_json_atomic_survives_interruption(tmp_path, monkeypatch):
     path = tmp_path / "results.json"
-    E.write_json_atomic(path, {"old": 1})
+    R.write_json_atomic(path, {"old": 1})
 
-    def broken_dump(obj, fh, **kw):
-        fh.write('{"new": ')  # half a file, then Ctrl-C
+    def broken_fsync(fd):  # the new text is in the temp file, not yet on disk: Ctrl-C
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(E.json, "dump", broken_dump)
+    monkeypatch.setattr(R.os, "fsync", broken_fsync)
     with pytest.raises(KeyboardInterrupt):
-        E.write_json_atomic(path, {"new": 2})
+        R.write_json_atomic(path, {"new": 2})
     assert json.loads(path.read_text()) == {"old": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temp file left behind
     monkeypatch.undo()
     with pytest.raises(ValueError):
-        E.write_json_atomic(path, {"x": math.nan})  # strict JSON
+        R.write_json_atomic(path, {"x": math.nan})  # strict JSON
     assert json.loads(path.read_text()) == {"old": 1}
 
 
@@ -110,10 +122,8 @@ def _runs(res):
 
 @pytest.mark.slow
 def test_runner_is_deterministic_across_workers(tmp_path):
-    a = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path / "a", progress=False,
-                       workers=1, figures=False, log=lambda *_: None)
-    b = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path / "b", progress=False,
-                       workers=2, figures=False, log=lambda *_: None)
+    a = E.run_scenario(*SMOKE_SCENARIO, seeds=[0, 1], out_dir=tmp_path / "a", workers=1, **QUIET)
+    b = E.run_scenario(*SMOKE_SCENARIO, seeds=[0, 1], out_dir=tmp_path / "b", workers=2, **QUIET)
     assert _runs(a) == _runs(b)
     on_disk = json.loads((tmp_path / "a" / "scenario3" / "results.json").read_text())
     assert _runs(on_disk) == _runs(a)
@@ -130,9 +140,7 @@ def test_runner_is_deterministic_across_workers(tmp_path):
 
 def test_ctrl_c_writes_complete_file(tmp_path, monkeypatch):
     """Ctrl-C during the second run: the file holds the first run and is marked interrupted."""
-    import flatlab.training as T
-
-    real_train, calls = T.train, []
+    real_train, calls = E.train, []
 
     def train(model, data, config, progress=False):
         calls.append(config.seed)
@@ -140,9 +148,8 @@ def test_ctrl_c_writes_complete_file(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_train(model, data, config, progress=progress)
 
-    monkeypatch.setattr(T, "train", train)
-    res = E.run_scenario("scenario3", "smoke", seeds=[0, 1], out_dir=tmp_path, progress=False, workers=1,
-                         figures=False, log=lambda *_: None)
+    monkeypatch.setattr(E, "train", train)
+    res = E.run_scenario(*SMOKE_SCENARIO, seeds=[0, 1], out_dir=tmp_path, workers=1, **QUIET)
     on_disk = json.loads((tmp_path / "scenario3" / "results.json").read_text())
     assert on_disk["interrupted"] is True and res["interrupted"] is True
     assert len(on_disk["runs"]) == 1 and len(on_disk["missing"]) == 3

@@ -1,4 +1,4 @@
-"""flatlab.optim: SAM against a hand-written two-step reference on the flat parameter
+"""flatlab.train.reference: SAM against a hand-written two-step reference on the flat parameter
 vector (torch.func.grad), its state_dict, argument errors, 1-SAM orders, the projection
 and GD with weight decay against closed forms."""
 import copy
@@ -11,7 +11,7 @@ from torch.func import grad
 from flatlab.data import make_dataset
 from flatlab.losses import mse
 from flatlab.models import flatten_params, functional_forward, make_model, set_params, unflatten_params
-from flatlab.optim import (
+from flatlab.train.reference import (
     SAM, epoch_orders, first_layer_norm, gd_step, minibatch_epoch, one_sam_epoch, project_first_layer,
 )
 

@@ -1,4 +1,4 @@
-"""flatlab.penalty: the sharpness penalty S against autograd, and the two trainers."""
+"""flatlab.train.penalty: the sharpness penalty S against autograd, and the two trainers."""
 import dataclasses
 import math
 
@@ -7,7 +7,7 @@ import torch
 
 from flatlab.data import make_dataset, xor_parity
 from flatlab.models import flatten_params, functional_forward, make_model, unflatten_params
-from flatlab.penalty import (
+from flatlab.train.penalty import (
     LabelNoiseConfig,
     PenaltyConfig,
     penalized_grads,
@@ -16,9 +16,9 @@ from flatlab.penalty import (
     sharpness_penalty,
     sharpness_penalty_closed_form,
     sharpness_penalty_generic,
-    train_label_noise,
-    train_penalty,
 )
+from flatlab.sharpness import hessian_trace
+from flatlab.train import train
 
 TWO_LAYER = ["no_bias", "bias", "sim_bn", "sim_ln"]
 
@@ -184,18 +184,18 @@ def test_bad_inputs():
                 dict(fit_epochs=-1), dict(fit_epochs=0, ramp_epochs=0, hold_epochs=0, anneal_epochs=0),
                 dict(loss="hinge"), dict(log_every=0), dict(momentum=1.0)):
         with pytest.raises(ValueError, match="config"):
-            train_penalty(model, data, dataclasses.replace(PenaltyConfig(), **bad))
+            train(model, data, dataclasses.replace(PenaltyConfig(), **bad))
     for bad in (dict(sigma=-0.1), dict(batch_size=0), dict(seed=-1), dict(epochs=2, anneal_epochs=3),
                 dict(backend="gpu"), dict(lr=float("nan"))):
         with pytest.raises(ValueError, match="config"):
-            train_label_noise(model, data, dataclasses.replace(LabelNoiseConfig(), **bad))
+            train(model, data, dataclasses.replace(LabelNoiseConfig(), **bad))
     with pytest.raises(ValueError, match="config"):
-        train_penalty(model, data, LabelNoiseConfig())
+        train(model, data, {"method": "penalty"})
     with pytest.raises(ValueError, match="data"):
-        train_penalty(model, (X, y), PenaltyConfig())
+        train(model, (X, y), PenaltyConfig())
     wrong_d = make_dataset("xor", n=12, d=6, n_test=50, seed=0)
     with pytest.raises(ValueError, match="X"):
-        train_label_noise(model, wrong_d, LabelNoiseConfig(epochs=1))
+        train(model, wrong_d, LabelNoiseConfig(epochs=1))
 
 
 def test_method_ids():
@@ -224,7 +224,7 @@ def test_penalty_lowers_sharpness_and_interpolates(optimizer):
     runs = {}
     for lam in (0.0, cfg.lam):
         model = make_model("bias", 6, 40, seed=2)
-        runs[lam] = (train_penalty(model, data, dataclasses.replace(cfg, lam=lam)), model)
+        runs[lam] = (train(model, data, dataclasses.replace(cfg, lam=lam)), model)
     plain, pen = runs[0.0][0], runs[cfg.lam][0]
     assert pen.epoch == plain.epoch == list(range(0, 601, 50))
     assert pen.train_loss[-1] < 1e-3 and plain.train_loss[-1] < 1e-3  # both fit the data
@@ -239,7 +239,7 @@ def test_penalty_generic_path_and_determinism():
     out = []
     for method in ("closed_form", "generic", "closed_form", "auto"):
         model = make_model("bias", 5, 10, seed=4)
-        h = train_penalty(model, data, dataclasses.replace(cfg, penalty_method=method))
+        h = train(model, data, dataclasses.replace(cfg, penalty_method=method))
         out.append((h.to_dict(), flatten_params(model).detach()))
     assert out[0][0] == out[2][0] and torch.equal(out[0][1], out[2][1])  # bitwise deterministic
     for other in (out[1], out[3]):  # same objective by double backprop and by the hand-written gradient
@@ -248,7 +248,7 @@ def test_penalty_generic_path_and_determinism():
 
 
 def test_penalty_keyboard_interrupt_returns_history(monkeypatch):
-    import flatlab.penalty as fp
+    import flatlab.train.penalty as fp
 
     data = make_dataset("xor", n=12, d=4, n_test=50, seed=0)
     model = make_model("bias", 4, 6, seed=0)
@@ -261,7 +261,7 @@ def test_penalty_keyboard_interrupt_returns_history(monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(fp, "penalized_grads", flaky)
-    h = train_penalty(model, data, PenaltyConfig(fit_epochs=20, ramp_epochs=0, hold_epochs=0, anneal_epochs=0,
+    h = train(model, data, PenaltyConfig(fit_epochs=20, ramp_epochs=0, hold_epochs=0, anneal_epochs=0,
                                                  log_every=5))
     assert h.interrupted and h.epoch == [0, 5, 7]  # the state after the 7 finished epochs is the last entry
     assert h.trace[-1] == pytest.approx(float(sharpness_penalty(model, data.X_train).detach()))
@@ -272,7 +272,7 @@ def test_penalty_runs_on_sim_ln():
     model = make_model("sim_ln", 5, 12, seed=6)
     cfg = PenaltyConfig(fit_epochs=30, ramp_epochs=10, hold_epochs=10, anneal_epochs=10, log_every=30,
                         lr=0.02)
-    h = train_penalty(model, data, cfg)
+    h = train(model, data, cfg)
     assert h.train_loss[-1] < h.train_loss[0]
     assert all(t >= 2.0 - 1e-9 for t in h.trace)  # Sim-LN floor: ‖∇f(x)‖² >= 1 at every point
 
@@ -287,7 +287,7 @@ def test_label_noise_engine_matches_torch_and_is_seeded():
                 model = make_model(arch, 6, 10, seed=1)
                 cfg = LabelNoiseConfig(epochs=6, lr=0.05, sigma=0.5, batch_size=3, weight_decay=0.01,
                                        seed=seed, log_every=3, backend=backend)
-                h = train_label_noise(model, data, cfg)
+                h = train(model, data, cfg)
                 out = (h.to_dict(), flatten_params(model).detach())
                 results.setdefault((arch, backend, seed), []).append(out)
         for seed in (0, 1):
@@ -306,7 +306,7 @@ def test_label_noise_zero_sigma_full_batch_is_gd():
     ref = make_model("bias", 4, 6, seed=3)
     # backend torch: the numba epoch is checked against torch in the slow test above
     cfg = LabelNoiseConfig(epochs=5, lr=0.1, sigma=0.0, batch_size=10, log_every=5, backend="torch")
-    train_label_noise(model, data, cfg)
+    train(model, data, cfg)
     for _ in range(5):
         grads = torch.autograd.grad((ref(data.X_train) - data.y_train).pow(2).mean(), list(ref.parameters()))
         with torch.no_grad():
@@ -318,24 +318,27 @@ def test_label_noise_zero_sigma_full_batch_is_gd():
 def test_label_noise_anneal_reaches_interpolation():
     data = make_dataset("xor", n=16, d=5, n_test=100, seed=4)
     model = make_model("bias", 5, 30, seed=5)
-    h = train_label_noise(model, data, LabelNoiseConfig(epochs=150, lr=0.05, sigma=0.5, anneal_epochs=60,
+    h = train(model, data, LabelNoiseConfig(epochs=150, lr=0.05, sigma=0.5, anneal_epochs=60,
                                                         batch_size=4, log_every=50, backend="torch"))
     assert h.train_loss[-1] < 1e-4 < h.train_loss[0]
 
 
-@pytest.mark.parametrize("method", ["penalty", "label_noise"])
-def test_training_entry_point_dispatches_to_the_penalty_trainers(method):
-    """flatlab.training.train accepts the penalty configs and equals the direct trainers."""
-    from flatlab.training import train
-
-    data = make_dataset("xor", n=20, d=6, n_test=100, seed=0)
-    if method == "penalty":
-        cfg, direct = PenaltyConfig(fit_epochs=3, ramp_epochs=2, hold_epochs=2, anneal_epochs=2,
-                                    log_every=3), train_penalty
-    else:
-        cfg, direct = LabelNoiseConfig(epochs=4, sigma=0.3, seed=2, log_every=2), train_label_noise
-    a, b = make_model("bias", 6, 10, seed=1), make_model("bias", 6, 10, seed=1)
-    ha, hb = train(a, data, cfg), direct(b, data, cfg)
-    assert ha.to_dict() == hb.to_dict()
-    assert torch.equal(flatten_params(a), flatten_params(b))
-    assert not torch.equal(flatten_params(a), flatten_params(make_model("bias", 6, 10, seed=1)))
+def test_penalty_at_zero_lambda_is_gd_and_logs_the_gauss_newton_trace():
+    """λ = 0 with momentum 0 is plain full-batch GD (against a hand-written autograd loop), and
+    the history's trace is the one trace of every method: the Gauss-Newton trace of the loss,
+    here equal to the penalty S."""
+    data = make_dataset("xor", n=12, d=5, n_test=50, seed=3)
+    model, ref = make_model("bias", 5, 8, seed=4), make_model("bias", 5, 8, seed=4)
+    cfg = PenaltyConfig(lam=0.0, fit_epochs=6, ramp_epochs=0, hold_epochs=0, anneal_epochs=0,
+                        optimizer="momentum", momentum=0.0, lr=0.1, log_every=3)
+    h = train(model, data, cfg)
+    for _ in range(6):
+        grads = torch.autograd.grad((ref(data.X_train) - data.y_train).pow(2).mean(), list(ref.parameters()))
+        with torch.no_grad():
+            for p, g in zip(ref.parameters(), grads):
+                p.sub_(0.1 * g)
+    torch.testing.assert_close(flatten_params(model), flatten_params(ref), rtol=1e-12, atol=1e-13)
+    assert h.epoch == [0, 3, 6]
+    X, y = data.X_train, data.y_train
+    assert h.trace[-1] == hessian_trace(model, X, y, method="gauss_newton")
+    assert h.trace[-1] == pytest.approx(float(sharpness_penalty(model, X).detach()), rel=1e-12)

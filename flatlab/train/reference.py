@@ -15,7 +15,7 @@
 Zero gradient: when ‖g‖ = 0 exactly (e.g. every neuron is dead on the example, or the
 example is fitted exactly) the ascent is skipped (θ̃ = θ). davda54/sam divides by
 ‖g‖ + 1e-12 instead, which gives the same θ̃ = θ when g = 0; we divide by ‖g‖ exactly
-otherwise so that the fast engine (``flatlab.engine``), which does the same, matches
+otherwise so that the fast engine (``flatlab.train.engine``), which does the same, matches
 this reference to rounding.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ import math
 import torch
 from torch import nn
 
-from .data import check_xy
-from .losses import get_loss
+from ..data import check_xy
+from ..losses import get_loss
 
 __all__ = [
     "SAM",

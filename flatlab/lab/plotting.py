@@ -8,7 +8,7 @@
   the largest ‖W1[i]‖ per seed, as a heatmap of W1[i]/‖W1[i]‖ over the d inputs with the
   numbers of Fig. 2b (weight on x1, x2, norm of the rest, share of the squared norm on x1, x2).
 
-- Appendix figures (``flatlab.appendix``): a config with ``figures`` gets one curves figure
+- Appendix figures (``flatlab.lab.appendix``): a config with ``figures`` gets one curves figure
   per entry, ``<scenario>_<suffix>.png``, showing only that entry's methods (Fig. 8, 9, 10
   of the ``fig8-10`` config are three files).
 
@@ -25,12 +25,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 
-__all__ = ["plot_results", "plot_curves", "curves_figure", "plot_neurons", "COLORS"]
+__all__ = ["plot_results", "plot_curves", "curves_figure", "plot_neurons", "plot_beyond", "plot_sweep", "COLORS"]
 
-COLORS = {"gd_wd": "#1f77b4", "one_sam": "#d62728", "one_sam_projected": "#2ca02c"}  # by method id
+COLORS = {"gd_wd": "#1f77b4", "one_sam": "#d62728", "one_sam_projected": "#2ca02c", "penalty": "#2ca02c",
+          "label_noise": "#9467bd"}  # by method id
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")  # other ids, in order
 _PANELS = (("test_acc", "test accuracy", False), ("train_loss", "training loss", True),
            ("trace", "Tr ∇²L (sharpness)", True))
+
+
+def _color(name, names):
+    """A method's colour: its own where it has one, else the palette by position."""
+    return COLORS.get(name) or _PALETTE[list(names).index(name) % len(_PALETTE)]
 
 
 def _band(runs, key):
@@ -85,7 +91,7 @@ def curves_figure(results: dict, methods=None, title=None):
                 ax.axvline(start, color=color, ls=":", lw=1, alpha=0.7)
     floor = results.get("summary", {}).get("trace_floor")
     if floor:
-        tag = "4·sqrt(d+1)" if cfg["arch"] == "bias" else "floor"
+        tag = "4·sqrt(d+1)" if cfg["model"]["arch"] == "bias" else "floor"
         axes[2].axhline(floor, color="k", ls="--", lw=1.2, label=f"{tag} = {floor:.2f}")
     for ax, (key, ylabel, logy) in zip(axes, _PANELS):
         ax.set_xscale("log")
@@ -104,7 +110,7 @@ def curves_figure(results: dict, methods=None, title=None):
     axes[0].legend(loc="lower right", fontsize=9)
     axes[2].legend(loc="best", fontsize=9)
     tag = " (interrupted)" if results.get("interrupted") else ""
-    fig.suptitle(f"{title or cfg['title']} — width {cfg['width']}, d = {cfg['d']}, n = {cfg['n']}, "
+    fig.suptitle(f"{title or cfg['title']} — width {cfg['model']['width']}, d = {cfg['model']['d']}, n = {cfg['n']}, "
                  f"preset {cfg['preset']}, seeds {seeds}{tag}", fontsize=11)
     return fig
 
@@ -114,7 +120,7 @@ def plot_neurons(results: dict, path, method: str | None = None) -> Path:
     groups = dict(_methods(results))
     method = method or ("one_sam" if "one_sam" in groups else next(iter(groups)))
     runs = sorted(groups[method], key=lambda r: r["seed"])
-    d = results["config"]["d"]
+    d = results["config"]["model"]["d"]
     fig, axes = plt.subplots(len(runs), 1, figsize=(12, 1.25 + 1.05 * len(runs)), squeeze=False,
                              constrained_layout=True)
     image = None
@@ -125,7 +131,7 @@ def plot_neurons(results: dict, path, method: str | None = None) -> Path:
         image = ax.imshow(W, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
         ax.set_yticks(range(len(rows)))
         labels = [f"#{r['neuron']}: x1 {r['w_x1']:+.2f}, x2 {r['w_x2']:+.2f}, "
-                  f"rest {r['rest_norm']:.2f}, {100 * r['share_x12']:.1f}%" for r in rows]
+                  f"rest {r['rest_norm']:.2f}, {100 * r['x1x2_share']:.1f}%" for r in rows]
         ax.set_yticklabels(labels, fontsize=8)
         ax.set_xticks(range(0, d, max(1, d // 15)))
         ax.set_xticklabels([f"x{j + 1}" for j in range(0, d, max(1, d // 15))], fontsize=8)
@@ -152,3 +158,95 @@ def plot_results(results: dict, folder) -> list[Path]:
     if name in ("scenario1", "scenario1-bn"):
         paths.append(plot_neurons(results, folder / f"{name}_neurons.png"))
     return paths
+
+
+def plot_beyond(results: dict, folder, labels: dict) -> list[Path]:
+    """Draw ``beyond_curves.png`` (test accuracy and trace vs epoch and vs wall time, per
+    method (labels: id -> legend text): mean over seeds with the min-max range; the floor 4·sqrt(d+1) dashed) and
+    ``beyond_rescaling.png`` (S - 2 and max |Δf| against c, test accuracy per seed)."""
+    folder = Path(folder)
+    paths = []
+    floor = results["summary"]["trace_floor"]
+    methods = list(dict.fromkeys(r["method"] for r in results["runs"]))
+    if methods:
+        fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+        for col, xkey, xlabel in ((0, "epoch", "epoch (log scale)"), (1, "time", "wall time (s, log scale)")):
+            for row, key in enumerate(("test_acc", "trace")):
+                ax = axes[row, col]
+                for m in methods:
+                    rs = [r for r in results["runs"] if r["method"] == m]
+                    k = min(len(r["history"]["epoch"]) for r in rs)
+                    x = np.array([r["history"][xkey][:k] for r in rs], dtype=float).mean(0)
+                    v = np.array([[np.nan if a is None else a for a in r["history"][key][:k]] for r in rs],
+                                 dtype=float)
+                    x = np.maximum(x, x[1] / 2 if k > 1 else 1.0)  # epoch 0 at the left edge of the log axis
+                    ax.plot(x, np.nanmean(v, 0), color=_color(m, methods), label=labels.get(m, m))
+                    ax.fill_between(x, np.nanmin(v, 0), np.nanmax(v, 0), color=_color(m, methods), alpha=0.2, lw=0)
+                ax.set_xscale("log")
+                ax.set_xlabel(xlabel)
+                if key == "trace":
+                    ax.set_yscale("log")
+                    ax.axhline(floor, color="k", ls="--", lw=1, label=f"floor 4·sqrt(d+1) = {floor:.2f}")
+                    ax.set_ylabel("Tr ∇²L (Gauss-Newton)")
+                else:
+                    ax.set_ylim(0.4, 1.02)
+                    ax.set_ylabel("test accuracy")
+                ax.grid(alpha=0.3)
+        handles, labels = axes[1, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+        fig.suptitle(f"Bias net (scenario II): four sharpness minimizers, {len(results['seeds'])} seed(s), "
+                     f"preset {results['preset']} (mean, min-max shaded)")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        paths.append(folder / "beyond_curves.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    resc = results["rescaling"]["runs"]
+    if resc:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for r in resc:
+            c = np.array([p["c"] for p in r["curve"]])
+            axes[0].loglog(c, [p["trace"] - 2.0 for p in r["curve"]], "o-", label=f"seed {r['seed']}")
+            ch = [max(p["max_change_train"], p["max_change_test"], 1e-17) for p in r["curve"]]
+            axes[1].loglog(c, ch, "s-", label=f"seed {r['seed']}: test acc {r['test_acc']:.3f} for every c")
+        c = np.array([p["c"] for p in resc[0]["curve"]])
+        axes[0].loglog(c, (resc[0]["trace"] - 2.0) / c**2, "k:", label="(S(1) - 2)/c²")
+        axes[0].axhline(1e-3, color="gray", ls="--", lw=1, label="1e-3")
+        axes[0].set(xlabel="c: (W1, b1) <- c·(W1, b1)", ylabel="S - 2 (Sim-LN floor 2)",
+                    title="Sim-LN: sharpness falls to the floor")
+        axes[1].axhline(1e-12, color="gray", ls="--", lw=1, label="1e-12")
+        axes[1].set(xlabel="c", ylabel="max |f_c(x) - f(x)|", title="…while the function does not change")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths.append(folder / "beyond_rescaling.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def plot_sweep(table: list[dict], varying: list[str], path, metric: str = "final_test_acc") -> Path:
+    """One panel of a sweep: ``metric`` (mean over seeds, min-max bars) against the first
+    varying setting, one line per value of the others. ``table``: rows of ``flatlab.lab.sweep``."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x_key = varying[0] if varying else None
+    groups = {}
+    for row in table:
+        label = ", ".join(f"{k}={row[k]}" for k in varying[1:]) or "all"
+        groups.setdefault(label, {}).setdefault(row[x_key] if x_key else 0, []).append(row[metric])
+    for i, (label, by_x) in enumerate(groups.items()):
+        xs = sorted(by_x)
+        vals = [[v for v in by_x[x] if v is not None] or [np.nan] for x in xs]
+        mean = np.array([np.mean(v) for v in vals])
+        lo, hi = mean - np.array([np.min(v) for v in vals]), np.array([np.max(v) for v in vals]) - mean
+        ax.errorbar(range(len(xs)) if not all(isinstance(x, (int, float)) for x in xs) else xs, mean,
+                    yerr=[lo, hi], marker="o", capsize=3, color=_PALETTE[i % len(_PALETTE)], label=label)
+    ax.set_xlabel(x_key or "")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

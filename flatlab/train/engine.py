@@ -1,11 +1,11 @@
 """The fast engine: numba kernels for 1-SAM and full-batch GD on two-layer ReLU nets (MSE).
 
-Same algorithms as the torch reference in ``flatlab.optim`` (``one_sam_epoch``,
+Same algorithms as the torch reference in ``flatlab.train.reference`` (``one_sam_epoch``,
 ``gd_step``, ``project_first_layer``), float64, single thread, matched to it to 1e-10
 over thousands of steps (``tests/test_engine.py``). Supported: ``no_bias``, ``bias``,
 ``sim_ln`` (1-SAM and GD) and ``sim_bn`` (1-SAM), relu, MSE.
 
-Why it is fast (``/work/shared/paper/PROBES.md``): for one example x with pre-activation
+Why it is fast: for one example x with pre-activation
 z = W1 x + b1 (m,), output f and r = 2(f − y), the loss gradient w.r.t. the first layer
 is rank one, ∇W1 = g_z xᵀ, ∇b1 = g_z, where g_z (m,) is the gradient w.r.t. z. So
 
@@ -25,7 +25,7 @@ So the step is fused per neuron and neurons inactive on the current example (h_j
 zero gradient, zero perturbation, zero update, exactly) are skipped:
 ∂φ_j/∂w_j = (W2_j γ_j / s_j)·(x − h_j(x)/(n s_j²)·Σ_i h_j(x_i) x_i), O(n·d) per active neuron.
 
-Zero gradient: if ‖∇ℓ‖ = 0 the ascent is skipped (θ̃ = θ), exactly as in ``flatlab.optim``.
+Zero gradient: if ‖∇ℓ‖ = 0 the ascent is skipped (θ̃ = θ), exactly as in ``flatlab.train.reference``.
 Weight decay (if any) is applied at θ: θ ← θ − lr(∇ℓ(θ̃) + wd·θ).
 
 Arrays: W1 (m, d), b1 (m,), W2 (m,), gamma (m,), X (n, d), y (n,), all float64; the
@@ -39,7 +39,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["ENGINE_ARCHS", "supports", "one_sam", "gd", "warmup"]
+__all__ = ["ENGINE_ARCHS", "supports", "one_sam", "gd", "label_noise_epoch", "warmup"]
 
 ENGINE_ARCHS = {"one_sam": ("no_bias", "bias", "sim_ln", "sim_bn"), "gd": ("no_bias", "bias", "sim_ln")}
 
@@ -497,6 +497,59 @@ def gd(
     _gd_kernel(W1T, b1, W2, X, y, int(steps), lr, weight_decay, proj, has_bias, arch == "sim_ln", eps)
     W1[...] = W1T.T
     return params
+
+
+@njit(cache=True, fastmath=False)
+def _label_noise_kernel(W1, b1, W2, X, order, target, lr, wd, batch, has_bias):  # pragma: no cover - compiled
+    """One epoch of minibatch SGD on targets (in visiting order) for relu no_bias / bias nets."""
+    m, d = W1.shape
+    n = order.shape[0]
+    gW1 = np.zeros((m, d))
+    gb1 = np.zeros(m)
+    gW2 = np.zeros(m)
+    z = np.zeros(m)
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        scale = 2.0 / (stop - start)
+        gW1[:] = 0.0
+        gb1[:] = 0.0
+        gW2[:] = 0.0
+        for k in range(start, stop):
+            x = X[order[k]]
+            f = 0.0
+            for j in range(m):
+                s = b1[j] if has_bias else 0.0
+                for c in range(d):
+                    s += W1[j, c] * x[c]
+                z[j] = s
+                if s > 0.0:
+                    f += s * W2[j]
+            r = scale * (f - target[k])
+            for j in range(m):
+                if z[j] > 0.0:
+                    gW2[j] += r * z[j]
+                    gz = r * W2[j]
+                    gb1[j] += gz
+                    for c in range(d):
+                        gW1[j, c] += gz * x[c]
+        for j in range(m):
+            W2[j] -= lr * (gW2[j] + wd * W2[j])
+            if has_bias:
+                b1[j] -= lr * (gb1[j] + wd * b1[j])
+            for c in range(d):
+                W1[j, c] -= lr * (gW1[j, c] + wd * W1[j, c])
+
+
+
+def label_noise_epoch(W1, b1, W2, X, order, target, lr, wd, batch, has_bias) -> None:
+    """One epoch of label-noise SGD in place on numpy views of (W1 (m, d), b1 (m,), W2 (m,)).
+
+    Visits X[order] in batches of ``batch``, regressing on ``target`` (the noisy labels in
+    visiting order); weight decay wd is added to the gradient. Matches the torch path of
+    ``flatlab.train.penalty.label_noise_segments``.
+    """
+    _label_noise_kernel(W1, b1, W2, X, order.astype(np.int64), target, float(lr), float(wd), int(batch),
+                        bool(has_bias))
 
 
 def warmup() -> None:

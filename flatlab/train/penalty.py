@@ -14,24 +14,27 @@ differentiable in torch (for relu, act' = 1[pre > 0] carries no gradient). ``sim
 ``deep_bias`` use a generic double-backprop path: per-example gradients by
 ``torch.func.vmap(torch.func.grad(...))`` with autograd flowing through them.
 
-``train_penalty`` runs full-batch GD with momentum (or Adam) on L + λ(t)·S with a
-fit → ramp → hold → anneal schedule for λ; ``train_label_noise`` runs minibatch SGD on
-labels y_i + σ·ξ with fresh, seeded noise every step. Both train the model in place and
-return a ``flatlab.training.History`` (epoch, train_loss, test_acc, trace), so they plug
-into the same experiments as GD and 1-SAM. Shapes: X (n, d), y (n,).
+``PenaltyConfig``: full-batch GD with momentum (or Adam) on L + λ(t)·S with a
+fit → ramp → hold → anneal schedule for λ; ``LabelNoiseConfig``: minibatch SGD on labels
+y_i + σ·ξ with fresh, seeded noise every step. This module holds the step functions
+(``penalty_segments``, ``label_noise_segments``); ``flatlab.train.train(model, data, config)``
+runs them in the one training loop (``flatlab.train.loop``), so they return the same
+``History`` as GD and 1-SAM. Shapes: X (n, d), y (n,).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call, grad, vmap
 
-from ._closed_form import GRAD_NORM_ARCHS, gauss_newton_trace_closed
-from .data import Dataset, check_xy
-from .losses import accuracy, get_loss
+from .._checks import check_positive
+from .._closed_form import GRAD_NORM_ARCHS, gauss_newton_trace_closed
+from ..data import Dataset, check_xy
+from ..losses import get_loss
+from . import engine
 
 __all__ = [
     "sharpness_penalty",
@@ -42,8 +45,8 @@ __all__ = [
     "PenaltyConfig",
     "LabelNoiseConfig",
     "penalty_weight",
-    "train_penalty",
-    "train_label_noise",
+    "penalty_segments",
+    "label_noise_segments",
 ]
 
 _CLOSED_FORM_ARCHS = GRAD_NORM_ARCHS  # archs whose S has a closed form
@@ -77,8 +80,6 @@ def per_example_grads(model: nn.Module, X: torch.Tensor, params: dict | None = N
     own parameters) require grad, autograd flows through the result (double backprop).
     Sim-BN keeps its statistic over ``model.reference`` for every example.
     """
-    from torch.func import functional_call, grad, vmap
-
     _check_model_x(model, X)
     if params is None:
         params = dict(model.named_parameters())
@@ -129,12 +130,12 @@ class PenaltyConfig:
     weight_decay: float = 0.0  # L2 coefficient added to the objective's gradient
     penalty_method: str = "auto"  # "auto": hand-written gradient (penalized_grads) for relu no_bias/bias
     #                              with MSE, else autograd; "closed_form" | "generic": autograd through S
-    loss: str = "mse"  # training loss L: "mse" or "logistic" (S is always the MSE Gauss-Newton trace)
+    loss: str = "mse"  # training loss L: "mse" or "logistic" (the penalty S is always the MSE one)
     log_every: int = 100  # epochs between history records (epoch 0 and the last are always logged)
 
     @property
     def method(self) -> str:
-        """The method id, so ``flatlab.training.train`` can dispatch on ``config.method``."""
+        """The method id, so ``flatlab.train.train`` can dispatch on ``config.method``."""
         return "penalty"
 
     @property
@@ -161,36 +162,26 @@ class LabelNoiseConfig:
 
     @property
     def method(self) -> str:
-        """The method id, so ``flatlab.training.train`` can dispatch on ``config.method``."""
+        """The method id, so ``flatlab.train.train`` can dispatch on ``config.method``."""
         return "label_noise"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _check_positive(name, value, *, allow_zero=False, integer=False):
-    bad = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
-    if not bad and not integer:
-        bad = not math.isfinite(value)
-    if bad or value < 0 or (value == 0 and not allow_zero):
-        kind = "int" if integer else "number"
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"config.{name} must be a finite {kind} {bound}, got {value!r}")
-
-
 def _validate_penalty(config: PenaltyConfig) -> None:
     if not isinstance(config, PenaltyConfig):
         raise ValueError(f"config must be a PenaltyConfig, got {type(config).__name__}")
-    _check_positive("lam", config.lam, allow_zero=True)
+    check_positive(config.lam, "config.lam", allow_zero=True)
     for name in ("fit_epochs", "ramp_epochs", "hold_epochs", "anneal_epochs"):
-        _check_positive(name, getattr(config, name), allow_zero=True, integer=True)
+        check_positive(getattr(config, name), f"config.{name}", allow_zero=True, integer=True)
     if config.epochs < 1:
         raise ValueError("config must train for at least one epoch (all phase lengths are 0)")
     if not 0 < config.anneal_factor <= 1:
         raise ValueError(f"config.anneal_factor must be in (0, 1], got {config.anneal_factor!r}")
-    _check_positive("lr", config.lr)
-    _check_positive("weight_decay", config.weight_decay, allow_zero=True)
-    _check_positive("log_every", config.log_every, integer=True)
+    check_positive(config.lr, "config.lr")
+    check_positive(config.weight_decay, "config.weight_decay", allow_zero=True)
+    check_positive(config.log_every, "config.log_every", integer=True)
     if config.optimizer not in ("adam", "momentum"):
         raise ValueError(f"config.optimizer must be 'adam' or 'momentum', got {config.optimizer!r}")
     if not 0 <= config.momentum < 1:
@@ -205,13 +196,13 @@ def _validate_penalty(config: PenaltyConfig) -> None:
 def _validate_label_noise(config: LabelNoiseConfig) -> None:
     if not isinstance(config, LabelNoiseConfig):
         raise ValueError(f"config must be a LabelNoiseConfig, got {type(config).__name__}")
-    _check_positive("epochs", config.epochs, integer=True)
-    _check_positive("lr", config.lr)
-    _check_positive("sigma", config.sigma, allow_zero=True)
-    _check_positive("batch_size", config.batch_size, integer=True)
-    _check_positive("weight_decay", config.weight_decay, allow_zero=True)
-    _check_positive("anneal_epochs", config.anneal_epochs, allow_zero=True, integer=True)
-    _check_positive("log_every", config.log_every, integer=True)
+    check_positive(config.epochs, "config.epochs", integer=True)
+    check_positive(config.lr, "config.lr")
+    check_positive(config.sigma, "config.sigma", allow_zero=True)
+    check_positive(config.batch_size, "config.batch_size", integer=True)
+    check_positive(config.weight_decay, "config.weight_decay", allow_zero=True)
+    check_positive(config.anneal_epochs, "config.anneal_epochs", allow_zero=True, integer=True)
+    check_positive(config.log_every, "config.log_every", integer=True)
     if config.backend not in ("auto", "torch"):
         raise ValueError(f"config.backend must be 'auto' or 'torch', got {config.backend!r}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
@@ -240,67 +231,6 @@ def _check_data(model: nn.Module, data: Dataset) -> None:
     _check_model_x(model, data.X_train)
     check_xy(data.X_train, data.y_train, name_x="data.X_train", name_y="data.y_train")
     check_xy(data.X_test, data.y_test, name_x="data.X_test", name_y="data.y_test")
-
-
-class _Recorder:
-    """Collects (epoch, train_loss, test_acc, trace) and builds a training.History."""
-
-    def __init__(self, model, data, loss_fn):
-        self.model, self.data, self.loss_fn = model, data, loss_fn
-        self.rows: list[tuple[int, float, float, float]] = []
-
-    @torch.no_grad()
-    def _measure(self) -> tuple[float, float]:
-        m, dt = self.model, self.data
-        loss = float(self.loss_fn(m(dt.X_train), dt.y_train))
-        return loss, accuracy(m(dt.X_test), dt.y_test)
-
-    def record(self, epoch: int) -> None:
-        loss, acc = self._measure()
-        with torch.enable_grad():
-            trace = float(sharpness_penalty(self.model, self.data.X_train).detach())
-        self.rows.append((epoch, loss, acc, trace))
-
-    def history(self, interrupted: bool):
-        from .training import History  # lazy: training.py is owned by the optim engineer
-
-        epoch, loss, acc, trace = (list(c) for c in zip(*self.rows)) if self.rows else ([], [], [], [])
-        h = History(epoch=epoch, train_loss=loss, test_acc=acc, trace=trace)
-        h.interrupted = interrupted
-        return h
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="epoch")
-
-
-def _run(model, data, epochs, log_every, step, loss_fn, progress):
-    """Shared loop: step(epoch) trains one epoch; logs epoch 0 (before training) and the last."""
-    rec = _Recorder(model, data, loss_fn)
-    rec.record(0)
-    bar = _progress(epochs, progress)
-    interrupted = False
-    done = 0
-    try:
-        for epoch in range(epochs):
-            step(epoch)
-            done = epoch + 1
-            if bar is not None:
-                bar.update(1)
-            if done % log_every == 0 and done != epochs:
-                rec.record(done)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if bar is not None:
-            bar.close()
-    if rec.rows[-1][0] != done:
-        rec.record(done)
-    return rec.history(interrupted)
 
 
 def penalized_grads(model: nn.Module, X: torch.Tensor, y: torch.Tensor, lam: float) -> dict:
@@ -333,14 +263,13 @@ def penalized_grads(model: nn.Module, X: torch.Tensor, y: torch.Tensor, lam: flo
     return out
 
 
-def train_penalty(model: nn.Module, data: Dataset, config: PenaltyConfig, *, progress: bool = False):
-    """Full-batch GD (Adam or heavy-ball momentum) on L(θ) + λ(t)·S(θ); trains ``model`` in place.
+def penalty_segments(model: nn.Module, data: Dataset, config: PenaltyConfig) -> list:
+    """Full-batch GD (Adam or heavy-ball momentum) on L(θ) + λ(t)·S(θ), as loop segments.
 
-    Deterministic (no randomness: full batch). Returns a ``flatlab.training.History``
-    logged every ``config.log_every`` epochs; its trace is S, the Gauss-Newton trace of the
-    MSE (= Tr ∇²L at interpolators of relu nets). While λ is held the net does not quite
-    interpolate (its output shrinks by ≈ λ·S/2), so S can sit below the interpolators' floor.
-    On KeyboardInterrupt the current state is recorded and ``history.interrupted`` is set.
+    Returns [(epochs, advance(epoch, k))] for ``flatlab.train.loop.run_loop``; ``advance``
+    trains ``model`` in place. Deterministic (no randomness: full batch). While λ is held
+    the net does not quite interpolate (its output shrinks by ≈ λ·S/2), so the trace can
+    sit below the interpolators' floor. Run it with ``flatlab.train.train(model, data, config)``.
     """
     _validate_penalty(config)
     _check_data(model, data)
@@ -373,72 +302,24 @@ def train_penalty(model: nn.Module, data: Dataset, config: PenaltyConfig, *, pro
         obj.backward()
         opt.step()
 
-    return _run(model, data, config.epochs, config.log_every, step, loss_fn, progress)
+    return [(config.epochs, _per_epoch(step))]
 
 
-def _label_noise_kernel():
-    """Compile (once, cached on disk) the numba epoch of label-noise SGD for relu no_bias / bias nets."""
-    import numba
+def _per_epoch(step):
+    def advance(epoch: int, k: int) -> None:
+        for e in range(epoch, epoch + k):
+            step(e)
 
-    @numba.njit(cache=True, fastmath=False)
-    def epoch(W1, b1, W2, X, order, target, lr, wd, batch, has_bias):  # pragma: no cover - compiled
-        m, d = W1.shape
-        n = order.shape[0]
-        gW1 = np.zeros((m, d))
-        gb1 = np.zeros(m)
-        gW2 = np.zeros(m)
-        z = np.zeros(m)
-        for start in range(0, n, batch):
-            stop = min(start + batch, n)
-            scale = 2.0 / (stop - start)
-            gW1[:] = 0.0
-            gb1[:] = 0.0
-            gW2[:] = 0.0
-            for k in range(start, stop):
-                x = X[order[k]]
-                f = 0.0
-                for j in range(m):
-                    s = b1[j] if has_bias else 0.0
-                    for c in range(d):
-                        s += W1[j, c] * x[c]
-                    z[j] = s
-                    if s > 0.0:
-                        f += s * W2[j]
-                r = scale * (f - target[k])
-                for j in range(m):
-                    if z[j] > 0.0:
-                        gW2[j] += r * z[j]
-                        gz = r * W2[j]
-                        gb1[j] += gz
-                        for c in range(d):
-                            gW1[j, c] += gz * x[c]
-            for j in range(m):
-                W2[j] -= lr * (gW2[j] + wd * W2[j])
-                if has_bias:
-                    b1[j] -= lr * (gb1[j] + wd * b1[j])
-                for c in range(d):
-                    W1[j, c] -= lr * (gW1[j, c] + wd * W1[j, c])
-
-    return epoch
+    return advance
 
 
-_KERNEL = None
-
-
-def _label_noise_epoch(W1, b1, W2, X, order, target, lr, wd, batch, has_bias) -> None:
-    """One epoch of label-noise SGD in place on numpy views of (W1 (m, d), b1 (m,), W2 (m,))."""
-    global _KERNEL
-    if _KERNEL is None:
-        _KERNEL = _label_noise_kernel()
-    _KERNEL(W1, b1, W2, X, order.astype(np.int64), target, float(lr), float(wd), int(batch), bool(has_bias))
-
-
-def train_label_noise(model: nn.Module, data: Dataset, config: LabelNoiseConfig, *, progress: bool = False):
-    """Label-noise SGD: minibatch SGD on the MSE with labels y_i + σ·ξ_i, trains ``model`` in place.
+def label_noise_segments(model: nn.Module, data: Dataset, config: LabelNoiseConfig) -> list:
+    """Label-noise SGD: minibatch SGD on the MSE with labels y_i + σ·ξ_i, as loop segments.
 
     Each epoch visits the examples in a fresh seeded order in batches of ``batch_size``;
     every step draws new noise ξ ~ N(0, 1) from the same seeded generator. The last
-    ``anneal_epochs`` epochs use σ = 0. Same seed => identical history and weights.
+    ``anneal_epochs`` epochs use σ = 0. Same seed => identical history and weights. The
+    relu no_bias / bias case in float64 runs the compiled epoch ``flatlab.train.engine.label_noise_epoch``.
     """
     _validate_label_noise(config)
     _check_data(model, data)
@@ -467,7 +348,7 @@ def train_label_noise(model: nn.Module, data: Dataset, config: LabelNoiseConfig,
         if fast:
             with torch.no_grad():
                 b1 = model.b1.detach().numpy() if has_bias else np.zeros(model.config.width)
-                _label_noise_epoch(model.W1.detach().numpy(), b1, model.W2.detach().numpy(), X.numpy(),
+                engine.label_noise_epoch(model.W1.detach().numpy(), b1, model.W2.detach().numpy(), X.numpy(),
                                    order.numpy(), target.numpy(), config.lr, config.weight_decay,
                                    config.batch_size, has_bias)
             return
@@ -480,4 +361,4 @@ def train_label_noise(model: nn.Module, data: Dataset, config: LabelNoiseConfig,
                 for p in params:
                     p.sub_(config.lr * (p.grad + config.weight_decay * p if config.weight_decay else p.grad))
 
-    return _run(model, data, config.epochs, config.log_every, step, loss_fn, progress)
+    return [(config.epochs, _per_epoch(step))]

@@ -4,7 +4,7 @@
   ρ 0.2) on the no-bias and on the bias net. Paper: the flattest no-bias model generalizes
   far better than the bias one. The labels are real, so the test metric that matters is the
   test MSE (recorded as ``final.test_mse``); the curves show the sign accuracy
-  Pr(y·f(x) > 0), the zero-one metric of FACTS.md applied to sign(y). Both are checked.
+  Pr(y·f(x) > 0), the paper's zero-one metric applied to sign(y). Both are checked.
 - ``fig11``   3-layer MLP with bias in the first layer, XOR data: SGD + weight decay
   (batch 1, lr 0.01, wd 0.05) vs 1-SAM (lr 0.01, ρ 0.05). Paper: the same contrast as
   Fig. 4 (the baseline generalizes, 1-SAM ends flatter and generalizes worse).
@@ -21,7 +21,7 @@ paper's direction; where a direction does not show at quick scale, the notes say
 """
 from __future__ import annotations
 
-from .experiments import MethodSpec, ScenarioConfig
+from .spec import MethodSpec, ModelConfig, ScenarioConfig, check_preset
 
 __all__ = ["FIGURES", "build_config", "check_directions"]
 
@@ -35,10 +35,10 @@ def _m(name, label, optimizer, phases, log_every, **kw) -> MethodSpec:
 def _fig7(preset: str) -> ScenarioConfig:
     epochs, every, width, n_test = {"paper": (100_000, 1_000, 500, 10_000), "quick": (2_000, 50, 500, 10_000),
                                     "smoke": (150, 25, 100, 1_000)}[preset]
-    methods = tuple(_m(f"one_sam_{a}", f"1-SAM, {lab}", "one_sam", [(epochs, 0.01, 0.2)], every, arch=a)
+    methods = tuple(_m(f"one_sam_{a}", f"1-SAM, {lab}", "one_sam", [(epochs, 0.01, 0.2)], every, model={"arch": a})
                     for a, lab in (("no_bias", "no bias"), ("bias", "bias")))
     return ScenarioConfig(
-        "fig7", preset, "Fig. 7: ball data, no-bias vs bias, 1-SAM", "no_bias", methods, width=width, d=10,
+        "fig7", preset, "Fig. 7: ball data, no-bias vs bias, 1-SAM", ModelConfig("no_bias", 10, width), methods,
         n_test=n_test, dataset="ball",
         notes="Table 2 lr 0.01, rho 0.2; quick runs 2,000 of the paper's 1e5 epochs (the gap is settled "
               "by ~200 epochs). Test metric: test MSE (real labels) and sign accuracy, both checked. "
@@ -54,8 +54,8 @@ def _fig11(preset: str) -> ScenarioConfig:
         _m("one_sam", "1-SAM", "one_sam", [(epochs, 0.01, 0.05)], every),
     )
     return ScenarioConfig(
-        "fig11", preset, "Fig. 11: 3-layer MLP, bias in the first layer", "deep_bias", methods, width=width,
-        n_test=n_test, depth=3,
+        "fig11", preset, "Fig. 11: 3-layer MLP, bias in the first layer", ModelConfig("deep_bias", 30, width, depth=3),
+        methods, n_test=n_test,
         notes="Table 2 lr 0.01, wd 0.05 / rho 0.05, batch 1. The deep net runs on the torch backend "
               "(~300-700 steps/s), so quick = width 50 and 60 of the paper's 1e5 epochs: the contrast "
               "(SGD+wd climbing towards 1, 1-SAM fitting the data at a lower trace and much lower test "
@@ -73,22 +73,22 @@ def _fig8_10(preset: str) -> ScenarioConfig:
     ln_phases = [(1_000, 1.0, 0.5), (100_000, 1.0, 1.0)] if p else [(warm, 1.0, 0.5), (e_ln - warm, 1.0, 1.0)]
     methods = (
         _m("sgd_wd_no_bias", "no bias: SGD+wd (batch 10)", "sgd", [(e_gd, 0.1, 0.0)], every * 10,
-           weight_decay=0.01, batch_size=10, arch="no_bias"),
-        _m("one_sam_no_bias", "no bias: 1-SAM", "one_sam", [(e_sam, 0.1, 0.2)], every, arch="no_bias"),
+           weight_decay=0.01, batch_size=10, model={"arch": "no_bias"}),
+        _m("one_sam_no_bias", "no bias: 1-SAM", "one_sam", [(e_sam, 0.1, 0.2)], every, model={"arch": "no_bias"}),
         _m("sgd_wd_bias", "bias: SGD+wd (batch 1)", "sgd", [(e_sam, 0.01, 0.0)], every,
-           weight_decay=0.05, batch_size=1, arch="bias"),
-        _m("one_sam_bias", "bias: 1-SAM", "one_sam", [(e_sam, 0.1, 0.2)], every, arch="bias"),
-        _m("one_sam_sim_bn", "Sim-BN: 1-SAM", "one_sam", [(e_bn, 0.1, 0.2)], every, arch="sim_bn"),
+           weight_decay=0.05, batch_size=1, model={"arch": "bias"}),
+        _m("one_sam_bias", "bias: 1-SAM", "one_sam", [(e_sam, 0.1, 0.2)], every, model={"arch": "bias"}),
+        _m("one_sam_sim_bn", "Sim-BN: 1-SAM", "one_sam", [(e_bn, 0.1, 0.2)], every, model={"arch": "sim_bn"}),
         _m("one_sam_sim_ln", "Sim-LN: 1-SAM", "one_sam",
            ln_phases, every,
-           arch="sim_ln", init_scale=0.01),
+           model={"arch": "sim_ln", "init_scale": 0.01}),
     )
     figures = (("fig8", "Fig. 8: logistic loss, 2-MLP-No-Bias", ("sgd_wd_no_bias", "one_sam_no_bias")),
                ("fig9", "Fig. 9: logistic loss, 2-MLP-Bias", ("sgd_wd_bias", "one_sam_bias")),
                ("fig10", "Fig. 10: logistic loss, Sim-BN and Sim-LN, 1-SAM",
                 ("one_sam_sim_bn", "one_sam_sim_ln")))
     return ScenarioConfig(
-        "fig8-10", preset, "Figs. 8-10: logistic loss (label smoothing 0.2)", "no_bias", methods, width=width,
+        "fig8-10", preset, "Figs. 8-10: logistic loss (label smoothing 0.2)", ModelConfig("no_bias", 30, width), methods,
         n_test=n_test, loss="logistic", figures=figures,
         notes="Table 2 lr / rho / batch / wd. Torch backend (logistic loss): quick = width 100 (at width 50 "
               "no-bias 1-SAM collapsed to f = 0 on 2 of 3 seeds) and 40 epochs of 1-SAM (the no-bias SGD "
@@ -108,8 +108,7 @@ def build_config(name: str, preset: str) -> ScenarioConfig:
     """The ScenarioConfig of appendix figure ``name`` (one of ``FIGURES``) for ``preset``."""
     if name not in _BUILDERS:
         raise ValueError(f"appendix figure must be one of {FIGURES}, got {name!r}")
-    if preset not in ("quick", "paper", "smoke"):
-        raise ValueError(f"preset must be one of ('quick', 'paper', 'smoke'), got {preset!r}")
+    check_preset(preset)
     return _BUILDERS[name](preset)
 
 
