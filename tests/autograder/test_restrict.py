@@ -24,8 +24,8 @@ from autograder.notebook import parse_source, strip_magics
 
 LIB = Path(flatlab.__file__).resolve().parent
 FORBID = {  # re-export, class, numba-jitted function, plain functions
-    "hwr.a": ["flatlab.zero_one_error", "flatlab.optim.SAM", "flatlab.optim.minibatch_epoch"],
-    "hwr.b": ["flatlab.engine.one_sam", "flatlab.sharpness.hessian_trace", "torch.autograd.grad"],
+    "hwr.a": ["flatlab.zero_one_error", "flatlab.train.reference.SAM", "flatlab.train.reference.minibatch_epoch"],
+    "hwr.b": ["flatlab.train.engine.one_sam", "flatlab.sharpness.hessian_trace", "torch.autograd.grad"],
 }
 
 
@@ -44,11 +44,11 @@ def test_plan_resolves_reexports_and_finds_private_cores(view):
     removed, _ = view
     by = {r.name: r.reason for r in removed}
     assert by["flatlab.losses.zero_one_error"] == "forbidden by hwr.a (as flatlab.zero_one_error)"
-    assert by["flatlab.optim.SAM"] == "forbidden by hwr.a"
-    assert by["flatlab.engine.one_sam"] == "forbidden by hwr.b"
+    assert by["flatlab.train.reference.SAM"] == "forbidden by hwr.a"
+    assert by["flatlab.train.engine.one_sam"] == "forbidden by hwr.b"
     assert by["flatlab.sharpness._exact_trace"] == "private core of flatlab.sharpness.hessian_trace"
-    assert by["flatlab.optim._sam_update"] == "private core of flatlab.optim.minibatch_epoch"
-    assert by["flatlab.engine._one_sam_kernel"] == "private core of flatlab.engine.one_sam"
+    assert by["flatlab.train.reference._sam_update"] == "private core of flatlab.train.reference.minibatch_epoch"
+    assert by["flatlab.train.engine._one_sam_kernel"] == "private core of flatlab.train.engine.one_sam"
     assert not any(n.startswith("torch") for n in by)  # cannot be removed: a review flag
     assert not any(n.rsplit(".", 1)[1].startswith(("_check", "_validate")) for n in by)  # validators stay
     assert "flatlab.losses.mse" not in by and "flatlab.sharpness.top_eigenvalue" not in by
@@ -87,7 +87,7 @@ def test_view_imports_and_stubs_raise(view):
         "import sys, pkgutil, importlib; sys.path.insert(0, sys.argv[1]); import flatlab\n"
         "assert flatlab.__file__.startswith(sys.argv[1])\n"
         "for m in pkgutil.iter_modules(flatlab.__path__): importlib.import_module('flatlab.' + m.name)\n"
-        "import flatlab.sharpness as s, flatlab.optim as o, flatlab.engine as e\n"
+        "import flatlab.sharpness as s, flatlab.train.reference as o, flatlab.train.engine as e\n"
         "msgs = []\n"
         "for f in (flatlab.zero_one_error, s.hessian_trace, s._exact_trace, o.SAM, e.one_sam, o._sam_update):\n"
         "    try: f(1, 2)\n"
@@ -142,7 +142,9 @@ def test_build_writes_view_and_records_removals(tmp_path):
     rules = next(c for c in json.loads(text)["cells"] if c["id"] == "hw1-rules")
     body = "".join(rules["source"])
     assert "`flatlab.sharpness.hessian_trace`" in body and "_exact_trace" not in body
-    assert "may raise too while it is graded: `flatlab.penalty.sharpness_penalty_closed_form`" in body
+    collateral = body.split("may raise too while it is graded:", 1)[1].split("\n", 1)[0]
+    assert "`flatlab.train.penalty.sharpness_penalty_closed_form`" in collateral
+    assert "`flatlab.sharpness.average_sharpness`" in collateral
     assert "hw1.top_eig: `torch.linalg.eigvalsh`" in body and "costs no points" in body
 
 
