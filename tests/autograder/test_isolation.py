@@ -228,6 +228,18 @@ OTHERS = {
     "crash_killall": (_with(double="def double(x):\n    import os\n    os.kill(-1, 9)\n    os._exit(1)\n"),
                       [], (0, 1, 1), True),
     "hang": (_with(double="def double(x):\n    while True:\n        pass\n"), [], (0, 1, 1), False),
+    # the right answer, but a child process burns more CPU than the test's 4 s budget
+    "child_cpu": (_with(double="""
+        def double(x):
+            import os, time
+            if os.fork() == 0:
+                t = time.process_time()
+                while time.process_time() - t < 5:
+                    pass
+                os._exit(0)
+            os.wait()
+            return 2 * np.asarray(x)
+        """), [], (0, 1, 1), False),
     "mutation": (_with(double="""
         CALLS = 0
         def double(x):
@@ -409,13 +421,15 @@ def test_protections_recorded(graded):
     assert p["flatlab_view"] == "mounted" and p["disk_bytes"] == 256 * 2**20
 
 
-def test_crash_keeps_the_template_and_a_hang_costs_only_its_tests(graded):
+def test_crash_keeps_the_template_a_hang_costs_only_its_tests_and_children_count(graded):
     res = graded["results"]
     kinds = {t["name"]: t["kind"] for tk in res["crash_exit"]["tasks"] for t in tk["tests"]}
     assert kinds == {"test_double_vector": "crashed", "test_double_matrix": "crashed", "test_shift": "passed",
                      "test_nparams": "passed"}
     hang = {t["name"]: t["kind"] for tk in res["hang"]["tasks"] for t in tk["tests"]}
     assert hang["test_double_vector"] == hang["test_double_matrix"] == "timeout"
+    child = {t["name"]: t["kind"] for t in res["child_cpu"]["tasks"][0]["tests"]}
+    assert child == {"test_double_vector": "timeout", "test_double_matrix": "timeout"}  # its children count
     assert res["lib_cheat"]["tasks"][2]["tests"][0]["kind"] == "exception"
     assert "not part of this assignment" in res["lib_cheat"]["tasks"][2]["tests"][0]["message"]
 
