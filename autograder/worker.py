@@ -188,6 +188,8 @@ def _isolate(cfg: dict, ns: dict) -> dict:
     try:
         done.update(_pivot(libc, cfg, cfg.get("uid")))
     except OSError as e:
+        os.chdir("/")
+        libc.umount2(os.fsencode(cfg["newroot"]), _MNT_DETACH)  # the half-built root, and all under it
         done.update(_cover_fallback(libc, cfg), pivot_error=f"{e.strerror or e}")
     done["flatlab_view"] = "mounted" if cfg.get("view") else "full library"
     return done
