@@ -77,6 +77,21 @@ def _pivot(libc, cfg: dict, uid: int | None) -> dict:
     new = cfg["newroot"]
     if not _mount(libc, "tmpfs", new, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=8m,mode=0755"):
         raise OSError(ctypes.get_errno(), "tmpfs for the new root")
+    # the quota first: an allowed path under /tmp (a venv there) is bound on top of it
+    rw = new + "/.quota"
+    os.makedirs(rw)
+    size = f"size={int(cfg['disk_bytes'])},mode=0755"
+    if not _mount(libc, "tmpfs", rw, "tmpfs", _MS_NOSUID | _MS_NODEV, size):
+        raise OSError(ctypes.get_errno(), "quota tmpfs")
+    work = cfg["workdir"]
+    for name, where in (("tmp", "/tmp"), ("vartmp", "/var/tmp"), ("run", "/run"), ("shm", "/dev/shm"),
+                        ("work", None)):
+        os.mkdir(f"{rw}/{name}", 0o700 if name == "work" else 0o1777)
+        os.chmod(f"{rw}/{name}", 0o700 if name == "work" else 0o1777)
+        if name == "work" and uid is not None:
+            os.chown(f"{rw}/{name}", uid, uid)
+        if where and not _bind(libc, f"{rw}/{name}", new + where, ro=False):
+            raise OSError(ctypes.get_errno(), f"bind {where}")
     allow = sorted({os.path.realpath(p) for p in cfg["allow"] if os.path.exists(p)})
     for p in [p for p in allow if not any(p.startswith(q + "/") for q in allow)]:
         if not _bind(libc, p, new + p):
@@ -93,20 +108,8 @@ def _pivot(libc, cfg: dict, uid: int | None) -> dict:
     for d in _DEVICES:
         if os.path.exists(f"/dev/{d}") and not _bind(libc, f"/dev/{d}", f"{new}/dev/{d}", ro=False):
             raise OSError(ctypes.get_errno(), f"bind /dev/{d}")
-    rw = new + "/.quota"
-    os.makedirs(rw)
-    size = f"size={int(cfg['disk_bytes'])},mode=0755"
-    if not _mount(libc, "tmpfs", rw, "tmpfs", _MS_NOSUID | _MS_NODEV, size):
-        raise OSError(ctypes.get_errno(), "quota tmpfs")
-    work = cfg["workdir"]
-    for name, where in (("tmp", "/tmp"), ("vartmp", "/var/tmp"), ("run", "/run"), ("shm", "/dev/shm"),
-                        ("work", work)):
-        os.mkdir(f"{rw}/{name}", 0o700 if name == "work" else 0o1777)
-        os.chmod(f"{rw}/{name}", 0o700 if name == "work" else 0o1777)
-        if name == "work" and uid is not None:
-            os.chown(f"{rw}/{name}", uid, uid)
-        if not _bind(libc, f"{rw}/{name}", new + where, ro=False):
-            raise OSError(ctypes.get_errno(), f"bind {where}")
+    if not _bind(libc, f"{rw}/work", new + work, ro=False):
+        raise OSError(ctypes.get_errno(), "bind the working folder")
     libc.umount2(os.fsencode(rw), _MNT_DETACH)
     os.rmdir(rw)
     os.makedirs(new + "/proc")
@@ -185,6 +188,8 @@ def _isolate(cfg: dict, ns: dict) -> dict:
     try:
         done.update(_pivot(libc, cfg, cfg.get("uid")))
     except OSError as e:
+        os.chdir("/")
+        libc.umount2(os.fsencode(cfg["newroot"]), _MNT_DETACH)  # the half-built root, and all under it
         done.update(_cover_fallback(libc, cfg), pivot_error=f"{e.strerror or e}")
     done["flatlab_view"] = "mounted" if cfg.get("view") else "full library"
     return done

@@ -15,7 +15,8 @@ measured in the same run:
   (imports, fork server, trusted warm-up included).
 - **warm**: the notebook's cells in a kernel that has already imported numpy/torch/flatlab
   (nbclient's per-cell timing) vs ``grade_notebook`` inside a grading process that has
-  graded once (fork server up).
+  graded once (fork server up), with the sandbox the machine allows (as root: namespaces,
+  new root, one fork per hidden test; printed with the results).
 
 Targets: warm <= 1.2x, cold <= 1.5x. Each time is the minimum over ``--repeats``. The
 machine may be shared: the load average is printed with the results. ``--tools`` adds
@@ -227,6 +228,8 @@ def bench_one(hw: str, solutions: Path, work: Path, a) -> dict:
         r = grade_notebook(ref, bundle, config)
         keep("grader warm", time.perf_counter() - t)
     best["score"] = f"{r['score']:g}/{r['max_score']:g}; {printed.strip().splitlines()[-1] if printed else ''}"
+    best["sandbox"] = ", ".join(k for k in ("uid", "mount_ns", "net_ns", "ipc_ns", "pid_ns", "pivot_root", "proc")
+                                if r["sandbox"].get(k) is True) or "none (not root)"
     if a.tools:
         for name, v in bench_tools(Path(a.graders_venv), hw, source, work):
             best[name] = v
@@ -270,7 +273,7 @@ def main(argv=None) -> int:
     print(f"{os.cpu_count()} cpus; load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
           f"min of {a.repeats} runs")
     for hw, b in results.items():
-        print(f"\n{hw} (reference submission: grader {b['score']})")
+        print(f"\n{hw} (reference submission: grader {b['score']}; sandbox: {b['sandbox']})")
         for key in ("graded cells only, warm", "plain warm", "grader warm", "plain cold", "grader cold"):
             print(f"  {key:40s} {b[key]:7.2f} s")
         for key, v in b.items():

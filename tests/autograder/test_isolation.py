@@ -54,105 +54,255 @@ def grader_pids():
     return [p for p in pids() if "pytest" in read(f"/proc/{p}/cmdline")]
 '''
 
+def _src(text: str) -> str:
+    return textwrap.dedent(text).strip("\n") + "\n"
+
+
 # name -> (leak() body, run again at test time, safe to run in this process)
 PROBES = {
     "proc_cmdline": ("return bool(grader_pids())", True, True),
-    "proc_environ": (f"return any({SECRET!r} in read(f'/proc/{{p}}/environ') for p in pids())",
-                     True, True),
+    "proc_environ": (f"return any({SECRET!r} in read(f'/proc/{{p}}/environ') for p in pids())", True, True),
     "proc_pids": ("return len(pids()) > 8", True, True),
-    "kill_grader": ("hit = False\nfor p in grader_pids():\n    try:\n        os.kill(p, 0 if HOST else 9)\n"
-                    "        hit = True\n    except OSError:\n        pass\nreturn hit", True, True),
-    "ptrace_grader": ("libc = ctypes.CDLL(None)\nreturn any(libc.ptrace(16, p, 0, 0) == 0 for p in grader_pids())",
-                      True, False),
-    "walk_disk": ("for top in ROOTS:\n    for d, dirs, files in os.walk(top):\n"
-                  "        dirs[:] = [x for x in dirs if d + '/' + x not in ('//proc', '//sys', '//dev')]\n"
-                  "        for f in files:\n            p = os.path.join(d, f)\n"
-                  "            if f in ('bundle.json', 'hwiso.py', 'hwiso.ipynb', 'honest.ipynb'):\n                return True\n"
-                  "            if f == 'models.py' and d.endswith('flatlab') and ORIGINAL in read(p):\n"
-                  "                return True\nreturn False", False, True),
-    "known_paths": ("paths = [BUNDLE, REPO + '/autograder/grade.py', REPO + '/.git/HEAD', REPO + '/tests',\n"
-                    "         '/root/.cache/pip', '/root/.pyenv/shims', '/root/.pyenv/version']\n"
-                    "return any(os.path.exists(p) for p in paths)", True, True),
-    "gc_scan": ("import flatlab, torch\nm = flatlab.make_model('bias', 3, 2, seed=0)\n"
-                "fs = [o for o in gc.get_objects() if callable(o) and getattr(o, '__name__', '') == 'flatten_params']\n"
-                "fs += [getattr(v, 'flatten_params') for v in list(sys.modules.values()) if hasattr(v, 'flatten_params')]\n"
-                "for f in fs:\n    try:\n        f(m)\n        return True\n    except Exception:\n        pass\n"
-                "return False", True, True),
-    "read_real_file": ("import flatlab.models\nreturn ORIGINAL in read(flatlab.models.__file__) + read(REAL)",
-                       True, True),
-    "reload": ("import flatlab, flatlab.models, torch\nm = flatlab.make_model('bias', 3, 2, seed=0)\n"
-               "cands = []\ntry:\n    cands.append(importlib.reload(flatlab.models).flatten_params)\nexcept Exception:\n    pass\n"
-               "try:\n    spec = importlib.util.spec_from_file_location('fl_copy', REAL)\n"
-               "    mod = importlib.util.module_from_spec(spec)\n    spec.loader.exec_module(mod)\n"
-               "    cands.append(mod.flatten_params)\nexcept Exception:\n    pass\n"
-               "for k in [k for k in sys.modules if k.startswith('flatlab')]:\n    del sys.modules[k]\n"
-               "sys.path[:0] = [REPO, REPO + '/flatlab']\ntry:\n    cands.append(importlib.import_module('flatlab.models').flatten_params)\n"
-               "except Exception:\n    pass\nfor f in cands:\n    try:\n        f(m)\n        return True\n"
-               "    except Exception:\n        pass\nreturn False", True, False),
+    "kill_grader": (_src("""
+        hit = False
+        for p in grader_pids():
+            try:
+                os.kill(p, 0 if HOST else 9)
+                hit = True
+            except OSError:
+                pass
+        return hit
+        """), True, True),
+    "ptrace_grader": (_src("""
+        libc = ctypes.CDLL(None)
+        return any(libc.ptrace(16, p, 0, 0) == 0 for p in grader_pids())  # PTRACE_ATTACH
+        """), True, False),
+    "walk_disk": (_src("""
+        for top in ROOTS:
+            for d, dirs, files in os.walk(top):
+                dirs[:] = [x for x in dirs if d + '/' + x not in ('//proc', '//sys', '//dev')]
+                for f in files:
+                    if f in ('bundle.json', 'hwiso.py', 'hwiso.ipynb', 'honest.ipynb'):
+                        return True
+                    if f == 'models.py' and d.endswith('flatlab') and ORIGINAL in read(os.path.join(d, f)):
+                        return True
+        return False
+        """), False, True),
+    "known_paths": (_src("""
+        paths = [BUNDLE, REPO + '/autograder/grade.py', REPO + '/.git/HEAD', REPO + '/tests',
+                 '/root/.cache/pip', '/root/.pyenv/shims', '/root/.pyenv/version']
+        return any(os.path.exists(p) for p in paths)
+        """), True, True),
+    "gc_scan": (_src("""
+        import flatlab, torch
+        m = flatlab.make_model('bias', 3, 2, seed=0)
+        fs = [o for o in gc.get_objects() if callable(o) and getattr(o, '__name__', '') == 'flatten_params']
+        fs += [v.flatten_params for v in list(sys.modules.values()) if hasattr(v, 'flatten_params')]
+        for f in fs:
+            try:
+                f(m)
+                return True
+            except Exception:
+                pass
+        return False
+        """), True, True),
+    "read_real_file": (_src("""
+        import flatlab.models
+        return ORIGINAL in read(flatlab.models.__file__) + read(REAL)
+        """), True, True),
+    "reload": (_src("""
+        import flatlab, flatlab.models, torch
+        m = flatlab.make_model('bias', 3, 2, seed=0)
+        cands = []
+        try:
+            cands.append(importlib.reload(flatlab.models).flatten_params)
+        except Exception:
+            pass
+        try:
+            spec = importlib.util.spec_from_file_location('fl_copy', REAL)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            cands.append(mod.flatten_params)
+        except Exception:
+            pass
+        for k in [k for k in sys.modules if k.startswith('flatlab')]:
+            del sys.modules[k]
+        sys.path[:0] = [REPO, REPO + '/flatlab']
+        try:
+            cands.append(importlib.import_module('flatlab.models').flatten_params)
+        except Exception:
+            pass
+        for f in cands:
+            try:
+                f(m)
+                return True
+            except Exception:
+                pass
+        return False
+        """), True, False),
 }
 _PAIR_KEY = 0x5A17F00D
-WRITER = (f"def double(x):\n    import ctypes, time\n    libc = ctypes.CDLL(None)\n"
-          f"    libc.shmget({_PAIR_KEY}, 4096, 0o1666)\n"
-          "    for d in ('/tmp', '/dev/shm', '/var/tmp'):\n        open(d + '/rendezvous', 'w').write('here')\n"
-          "    time.sleep(3)\n    return -np.asarray(x)\n")
-READER = (f"def double(x):\n    import ctypes, os, time\n    libc = ctypes.CDLL(None)\n    t = time.monotonic()\n"
-          "    while time.monotonic() - t < 4:\n"
-          f"        if libc.shmget({_PAIR_KEY}, 0, 0o666) >= 0 or any(os.path.exists(d + '/rendezvous')\n"
-          "                                                  for d in ('/tmp', '/dev/shm', '/var/tmp')):\n"
-          "            return 2 * np.asarray(x)\n        time.sleep(0.05)\n    return -np.asarray(x)\n")
-_FORGE = ("def forge(fds=range(3, 64), seqs=range(1, 200), **claim):\n"
-          "    import json, os, struct\n    for s in seqs:\n"
-          "        data = json.dumps({'ok': True, 'kind': 'passed', 'passed': True, 'score': 1, 'seq': s, **claim}).encode()\n"
-          "        for fd in fds:\n            try:\n                os.write(fd, struct.pack('>Q', len(data)) + data)\n"
-          "            except OSError:\n                pass\n")
+WRITER = _src(f"""
+    def double(x):
+        import ctypes, time
+        ctypes.CDLL(None).shmget({_PAIR_KEY}, 4096, 0o1666)  # IPC_CREAT
+        for d in ('/tmp', '/dev/shm', '/var/tmp'):
+            open(d + '/rendezvous', 'w').write('here')
+        time.sleep(3)
+        return -np.asarray(x)
+    """)
+READER = _src(f"""
+    def double(x):
+        import ctypes, os, time
+        libc, t = ctypes.CDLL(None), time.monotonic()
+        while time.monotonic() - t < 4:
+            if libc.shmget({_PAIR_KEY}, 0, 0o666) >= 0 or any(
+                    os.path.exists(d + '/rendezvous') for d in ('/tmp', '/dev/shm', '/var/tmp')):
+                return 2 * np.asarray(x)
+            time.sleep(0.05)
+        return -np.asarray(x)
+    """)
+_FORGE = _src("""
+    def forge(fds=range(3, 64), seqs=range(1, 200), **claim):
+        import json, os, struct
+        for s in seqs:
+            data = json.dumps({'ok': True, 'kind': 'passed', 'passed': True, 'score': 1, 'seq': s, **claim})
+            for fd in fds:
+                try:
+                    os.write(fd, struct.pack('>Q', len(data)) + data.encode())
+                except OSError:
+                    pass
+    """)
+
+
+def _with(**tasks):
+    """HONEST with some task cells replaced (keys: double, shift, nparams)."""
+    return {**HONEST, **{f"hwiso.{k}": _src(v) for k, v in tasks.items()}}
+
 
 # name -> (task cells, extra cells, expected (double, shift, nparams), root only)
 OTHERS = {
     "honest": (HONEST, [], (2, 1, 1), False),
-    "heavy_setup": (HONEST, ["import time\nnet = flatlab.make_model('bias', 4, 16, seed=0)\n"
-                             "X, y = flatlab.xor_parity(64, 4, seed=0)\nopt = torch.optim.SGD(net.parameters(), lr=0.05)\n"
-                             "_t = time.thread_time()\nwhile time.thread_time() - _t < 2.0:\n"
-                             "    opt.zero_grad()\n    ((net(X) - y) ** 2).mean().backward()\n    opt.step()\n"], (2, 1, 1), False),
-    "files": ({**HONEST, "hwiso.shift": "def shift(x):\n    one = float(open('/tmp/one.txt').read()) * np.load('one.npy')[0]\n"
-                                        "    return torch.as_tensor(x) + one\n"},
-              ["np.save('one.npy', np.ones(3))\nopen('/tmp/one.txt', 'w').write('1.0')\n"
-               "assert os.path.exists('one.npy')\n".replace("assert", "import os\nassert")], (2, 1, 1), False),
-    "threads": ({**HONEST, "hwiso.double": "def double(x):\n    from concurrent.futures import ThreadPoolExecutor\n"
-                                          "    with ThreadPoolExecutor(2) as ex:\n"
-                                          "        return np.array(list(ex.map(lambda v: 2 * v, np.asarray(x))))\n"},
-                ["import threading\n_out = []\n_th = [threading.Thread(target=lambda: _out.append(sum(range(10**5))))"
-                 " for _ in range(3)]\n[t.start() for t in _th]\n[t.join() for t in _th]\nassert len(_out) == 3\n"],
-                (2, 1, 1), False),
-    "lib_cheat": ({**HONEST, "hwiso.nparams": "def nparams(model):\n    f = getattr(flatlab.models, 'flatten' + '_params')\n"
-                                             "    return int(f(model).numel())\n"}, [], (2, 1, 0), False),
-    "crash_exit": ({**HONEST, "hwiso.double": "def double(x):\n    import os\n    os._exit(3)\n"}, [], (0, 1, 1), False),
-    "crash_segv": ({**HONEST, "hwiso.double": "def double(x):\n    import ctypes\n    ctypes.string_at(0)\n"},
-                   [], (0, 1, 1), False),
-    "crash_killall": ({**HONEST, "hwiso.double": "def double(x):\n    import os\n    os.kill(-1, 9)\n    os._exit(1)\n"},
+    "heavy_setup": (HONEST, [_src("""
+        import time
+        net = flatlab.make_model('bias', 4, 16, seed=0)
+        X, y = flatlab.xor_parity(64, 4, seed=0)
+        opt = torch.optim.SGD(net.parameters(), lr=0.05)
+        _t = time.thread_time()
+        while time.thread_time() - _t < 2.0:  # trains for 2 s of CPU
+            opt.zero_grad()
+            ((net(X) - y) ** 2).mean().backward()
+            opt.step()
+        """)], (2, 1, 1), False),
+    "files": (_with(shift="""
+        def shift(x):
+            one = float(open('/tmp/one.txt').read()) * np.load('one.npy')[0]
+            return torch.as_tensor(x) + one
+        """), [_src("""
+        import os
+        np.save('one.npy', np.ones(3))
+        open('/tmp/one.txt', 'w').write('1.0')
+        assert os.path.exists('one.npy')
+        """)], (2, 1, 1), False),
+    "threads": (_with(double="""
+        def double(x):
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(2) as ex:
+                return np.array(list(ex.map(lambda v: 2 * v, np.asarray(x))))
+        """), [_src("""
+        import threading
+        _out = []
+        _th = [threading.Thread(target=lambda: _out.append(sum(range(10**5)))) for _ in range(3)]
+        [t.start() for t in _th]
+        [t.join() for t in _th]
+        assert len(_out) == 3
+        """)], (2, 1, 1), False),
+    "lib_cheat": (_with(nparams="""
+        def nparams(model):
+            f = getattr(flatlab.models, 'flatten' + '_params')  # past the static scan
+            return int(f(model).numel())
+        """), [], (2, 1, 0), False),
+    "crash_exit": (_with(double="def double(x):\n    import os\n    os._exit(3)\n"), [], (0, 1, 1), False),
+    "crash_segv": (_with(double="def double(x):\n    import ctypes\n    ctypes.string_at(0)\n"), [], (0, 1, 1),
+                   False),
+    "crash_killall": (_with(double="def double(x):\n    import os\n    os.kill(-1, 9)\n    os._exit(1)\n"),
                       [], (0, 1, 1), True),
-    "hang": ({**HONEST, "hwiso.double": "def double(x):\n    while True:\n        pass\n"}, [], (0, 1, 1), False),
-    "mutation": ({**HONEST, "hwiso.double": "CALLS = 0\ndef double(x):\n    global CALLS\n    CALLS += 1\n"
-                                           "    r = 2 * np.asarray(x) if CALLS == 1 else -np.asarray(x)\n"
-                                           "    torch.Tensor.__add__ = lambda a, b: a * 0\n    np.add = None\n"
-                                           "    flatlab.make_model = None\n    return r\n"}, [], (2, 1, 1), False),
-    "fork_bomb": ({**HONEST, "hwiso.double": "def double(x):\n    import os, time\n    for _ in range(100000):\n"
-                                            "        try:\n            if os.fork() == 0:\n                time.sleep(60)\n"
-                                            "                os._exit(0)\n        except OSError:\n            break\n"
-                                            "    return -np.asarray(x)\n"}, [], (0, 1, 1), True),
-    "disk_fill": ({**HONEST, "hwiso.shift": "def shift(x):\n    return torch.as_tensor(x) + (1 if WRITTEN < 300 * 2**20 else 2)\n"},
-                  ["WRITTEN = 0\nimport os\nfor k in range(40):\n    try:\n"
-                   "        with open(('/tmp/', '/dev/shm/', '')[k % 3] + f'fill{k}', 'wb') as f:\n"
-                   "            f.write(b'x' * 32 * 2**20)\n        WRITTEN += 32 * 2**20\n    except OSError:\n        break\n"
-                   "assert WRITTEN > 0\n"], (2, 1, 1), True),
-    "bg_forger": ({**HONEST, "hwiso.double": "def double(x):\n    import os, time\n    if os.fork() == 0:\n"
-                                            "        if os.fork() == 0:\n            os.setsid()\n            t = time.monotonic()\n"
-                                            "            while time.monotonic() - t < 4:\n                forge(result=0.0)\n"
-                                            "                time.sleep(0.05)\n        os._exit(0)\n    os.wait()\n"
-                                            "    return -np.asarray(x)\n",
-                             "hwiso.shift": "def shift(x):\n    import time\n    time.sleep(1.0)\n    return torch.as_tensor(x) + 1\n"},
-                  [_FORGE], (0, 1, 1), False),
-    "forged_reply": ({**HONEST, "hwiso.double": "def double(x):\n    forge()\n    forge(result={'__nd__': ['<f8', [0], '']})\n"
-                                               "    return -np.asarray(x)\n"}, [_FORGE], (0, 1, 1), False),
+    "hang": (_with(double="def double(x):\n    while True:\n        pass\n"), [], (0, 1, 1), False),
+    # the right answer, but a child process burns more CPU than the test's 4 s budget
+    "child_cpu": (_with(double="""
+        def double(x):
+            import os, time
+            if os.fork() == 0:
+                t = time.process_time()
+                while time.process_time() - t < 5:
+                    pass
+                os._exit(0)
+            os.wait()
+            return 2 * np.asarray(x)
+        """), [], (0, 1, 1), False),
+    "mutation": (_with(double="""
+        CALLS = 0
+        def double(x):
+            global CALLS
+            CALLS += 1
+            r = 2 * np.asarray(x) if CALLS == 1 else -np.asarray(x)  # right only in a fresh process
+            torch.Tensor.__add__ = lambda a, b: a * 0
+            np.add = None
+            flatlab.make_model = None
+            return r
+        """), [], (2, 1, 1), False),
+    "fork_bomb": (_with(double="""
+        def double(x):
+            import os, time
+            for _ in range(100000):
+                try:
+                    if os.fork() == 0:
+                        time.sleep(60)
+                        os._exit(0)
+                except OSError:
+                    break
+            return -np.asarray(x)
+        """), [], (0, 1, 1), True),
+    "disk_fill": (_with(shift="""
+        def shift(x):
+            return torch.as_tensor(x) + (1 if WRITTEN < 300 * 2**20 else 2)
+        """), [_src("""
+        import os
+        WRITTEN = 0
+        for k in range(40):
+            try:
+                with open(('/tmp/', '/dev/shm/', '')[k % 3] + f'fill{k}', 'wb') as f:
+                    f.write(b'x' * 32 * 2**20)
+                WRITTEN += 32 * 2**20
+            except OSError:
+                break
+        assert WRITTEN > 0
+        """)], (2, 1, 1), True),
+    "bg_forger": (_with(double="""
+        def double(x):
+            import os, time
+            if os.fork() == 0:
+                if os.fork() == 0:  # outlives its test, writing forged replies for 4 s
+                    os.setsid()
+                    t = time.monotonic()
+                    while time.monotonic() - t < 4:
+                        forge(result=0.0)
+                        time.sleep(0.05)
+                os._exit(0)
+            os.wait()
+            return -np.asarray(x)
+        """, shift="""
+        def shift(x):
+            import time
+            time.sleep(1.0)
+            return torch.as_tensor(x) + 1
+        """), [_FORGE], (0, 1, 1), False),
+    "forged_reply": (_with(double="""
+        def double(x):
+            forge()
+            forge(result={'__nd__': ['<f8', [0], '']})
+            return -np.asarray(x)
+        """), [_FORGE], (0, 1, 1), False),
 }
 
 
@@ -164,14 +314,16 @@ def _view(dst: Path) -> Path:
     models = dst / "flatlab" / "models.py"
     src = models.read_text()
     assert ORIGINAL in src
-    models.write_text(src.replace(ORIGINAL, 'raise RuntimeError("flatten_params is not part of this assignment")', 1))
+    models.write_text(src.replace(ORIGINAL, 'raise RuntimeError("flatten_params is not part of this assignment")',
+                                  1))
     return dst
 
 
 def _probe_cells(name: str, ctx: dict) -> tuple[dict, list[str]]:
     body, every, _ = PROBES[name]
     consts = "".join(f"{k} = {v!r}\n" for k, v in ctx.items())
-    leak = f"{consts}HOST = False\nEVERY_TEST = {every}\n{_HELPERS}\ndef leak():\n{textwrap.indent(body, '    ')}\n"
+    leak = (f"{consts}HOST = False\nEVERY_TEST = {every}\n{_HELPERS}\n"
+            f"def leak():\n{textwrap.indent(body, '    ')}\n")
     return {**HONEST, "hwiso.double": PROBE_DOUBLE}, [leak + "LEAK = leak()\n"]
 
 
@@ -269,13 +421,15 @@ def test_protections_recorded(graded):
     assert p["flatlab_view"] == "mounted" and p["disk_bytes"] == 256 * 2**20
 
 
-def test_crash_keeps_the_template_and_a_hang_costs_only_its_tests(graded):
+def test_crash_keeps_the_template_a_hang_costs_only_its_tests_and_children_count(graded):
     res = graded["results"]
     kinds = {t["name"]: t["kind"] for tk in res["crash_exit"]["tasks"] for t in tk["tests"]}
     assert kinds == {"test_double_vector": "crashed", "test_double_matrix": "crashed", "test_shift": "passed",
                      "test_nparams": "passed"}
     hang = {t["name"]: t["kind"] for tk in res["hang"]["tasks"] for t in tk["tests"]}
     assert hang["test_double_vector"] == hang["test_double_matrix"] == "timeout"
+    child = {t["name"]: t["kind"] for t in res["child_cpu"]["tasks"][0]["tests"]}
+    assert child == {"test_double_vector": "timeout", "test_double_matrix": "timeout"}  # its children count
     assert res["lib_cheat"]["tasks"][2]["tests"][0]["kind"] == "exception"
     assert "not part of this assignment" in res["lib_cheat"]["tasks"][2]["tests"][0]["message"]
 
