@@ -120,7 +120,7 @@ def string_literal(text: str) -> str:
 
 
 # what the grader needs beyond flatlab's own install_requires
-_GRADER_REQUIRES = ("nbformat>=5.9",)
+_GRADER_REQUIRES = ("nbformat>=5.9", "ipython>=8")  # ipython: magics in submitted cells
 
 
 def _tested(name: str) -> str | None:

@@ -272,7 +272,8 @@ class _Worker:
                 "view": None if view is None else os.path.realpath(view),
                 "flatlab_dir": os.path.dirname(os.path.realpath(flatlab.__file__)),
                 "disk_bytes": cfg.disk_bytes, "workdir": self.workdir, "uid": self.uid, "gid": self.uid,
-                "env": {"HOME": self.workdir, "TMPDIR": self.workdir},
+                "env": {"HOME": self.workdir, "TMPDIR": self.workdir,  # numba: the view is read-only
+                        "NUMBA_CACHE_DIR": os.path.join(self.workdir, ".numba")},
                 "limits": {"cpu_seconds": cfg.cpu_seconds, "memory_bytes": cfg.memory_bytes,
                            "file_bytes": cfg.file_bytes,
                            # root: per-uid count of this worker alone; otherwise the user's count grows
