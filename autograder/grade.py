@@ -34,7 +34,7 @@ import numpy as np
 
 from .build import write_atomic
 from .notebook import Assignment, HiddenTest, Manual, Task, strip_magics, submission_cells
-from .restrict import review_flags
+from .restrict import UNAVAILABLE, review_flags
 from .report import feedback_html, feedback_markdown
 from .sandbox import SandboxConfig, Session, StudentError, prestart
 
@@ -497,7 +497,9 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
                                                f"{config.test_timeout:g} s budget")
                         rec.update(passed=True, score=float(t["points"]), kind="passed")
                     except StudentError as e:
-                        rec.update(kind=e.kind, message=e.message, traceback=e.traceback)
+                        # a removed flatlab function raised (the message only names the kind: no points either way)
+                        kind = "forbidden" if e.kind == "exception" and UNAVAILABLE in e.message else e.kind
+                        rec.update(kind=kind, message=e.message, traceback=e.traceback)
                         if dog.expired.is_set():
                             status = "timeout"
                             rec.update(kind="timeout", message="the grading time for this submission ran out")
