@@ -12,7 +12,7 @@ import sys
 
 __all__ = ["COMMANDS", "EXPORTS", "main"]
 
-# name -> (module, one-line help). Commands whose module is not there yet say so (exit 2).
+# name -> (module, one-line help); a module is imported only when its command runs
 COMMANDS = {
     "build": ("autograder.build", "solutions/*.py -> assignments/*.ipynb + grading bundles (--check)"),
     "grade": ("autograder.grade", "grade a submission or a folder of submissions in the sandbox"),
@@ -20,7 +20,6 @@ COMMANDS = {
     "release": ("autograder.release", "the student repository: flatlab, assignments, docs; no solutions"),
     "report": ("autograder.class_report", "class analytics from a results folder"),
     "similarity": ("autograder.similarity", "pairs of submissions that look alike"),
-    "mistakes": ("autograder.mistakes", "the registered common mistakes, as graded"),
 }
 EXPORTS = {
     "gradescope": ("autograder.gradescope", "a Gradescope autograder zip running this grader"),
