@@ -189,6 +189,14 @@ def test_bad_inputs():
                 dict(backend="gpu"), dict(lr=float("nan"))):
         with pytest.raises(ValueError, match="config"):
             train(model, data, dataclasses.replace(LabelNoiseConfig(), **bad))
+    # the configs are validated on construction (only an empty penalty schedule waits for train)
+    for cls, bad in ((PenaltyConfig, dict(lr=0.0)), (PenaltyConfig, dict(optimizer="sgd")),
+                     (PenaltyConfig, dict(fit_epochs=1.5)), (LabelNoiseConfig, dict(sigma=-0.1)),
+                     (LabelNoiseConfig, dict(backend="gpu"))):
+        with pytest.raises(ValueError, match="config." + next(iter(bad))):
+            cls(**bad)
+    empty = PenaltyConfig(fit_epochs=0, ramp_epochs=0, hold_epochs=0, anneal_epochs=0)
+    assert empty.epochs == 0  # a schedule to evaluate, not to train
     with pytest.raises(ValueError, match="config"):
         train(model, data, {"method": "penalty"})
     with pytest.raises(ValueError, match="data"):

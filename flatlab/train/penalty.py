@@ -133,6 +133,9 @@ class PenaltyConfig:
     loss: str = "mse"  # training loss L: "mse" or "logistic" (the penalty S is always the MSE one)
     log_every: int = 100  # epochs between history records (epoch 0 and the last are always logged)
 
+    def __post_init__(self):
+        _validate_penalty_fields(self)
+
     @property
     def method(self) -> str:
         """The method id, so ``flatlab.train.train`` can dispatch on ``config.method``."""
@@ -160,6 +163,9 @@ class LabelNoiseConfig:
     log_every: int = 100  # epochs between history records (epoch 0 and the last are always logged)
     backend: str = "auto"  # "auto": compiled numba epoch for relu no_bias/bias in float64, else torch
 
+    def __post_init__(self):
+        _validate_label_noise(self)
+
     @property
     def method(self) -> str:
         """The method id, so ``flatlab.train.train`` can dispatch on ``config.method``."""
@@ -170,13 +176,18 @@ class LabelNoiseConfig:
 
 
 def _validate_penalty(config: PenaltyConfig) -> None:
+    """At training time: the fields were checked on construction; a schedule may be empty
+    (a lambda schedule is a valid config to evaluate) but cannot be trained."""
     if not isinstance(config, PenaltyConfig):
         raise ValueError(f"config must be a PenaltyConfig, got {type(config).__name__}")
+    if config.epochs < 1:
+        raise ValueError("config must train for at least one epoch (all phase lengths are 0)")
+
+
+def _validate_penalty_fields(config: PenaltyConfig) -> None:
     check_positive(config.lam, "config.lam", allow_zero=True)
     for name in ("fit_epochs", "ramp_epochs", "hold_epochs", "anneal_epochs"):
         check_positive(getattr(config, name), f"config.{name}", allow_zero=True, integer=True)
-    if config.epochs < 1:
-        raise ValueError("config must train for at least one epoch (all phase lengths are 0)")
     if not 0 < config.anneal_factor <= 1:
         raise ValueError(f"config.anneal_factor must be in (0, 1], got {config.anneal_factor!r}")
     check_positive(config.lr, "config.lr")
