@@ -3,12 +3,27 @@ writer (the built student notebook with some cells replaced or inserted)."""
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 
 import nbformat
 
+from autograder.build import build_one
+
 FIXTURE = Path(__file__).parent / "fixtures" / "hwfix.py"
 REPO = Path(__file__).resolve().parents[2]
+
+
+
+def build_fixture(source: Path, root: Path):
+    """Build the fixture assignment ``source`` (a solutions/hwX.py) under ``root``, as an instructor
+    would: returns (its student notebook, the bundles folder)."""
+    name = source.stem
+    (root / "solutions").mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, root / "solutions" / source.name)
+    build_one(root / "solutions" / source.name, root / "assignments", root / "bundles")
+    return nbformat.read(str(root / "assignments" / f"{name}.ipynb"), as_version=4), root / "bundles"
+
 
 # honest solutions of the three tasks, as a student would paste them
 SOLUTIONS = {

@@ -17,17 +17,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
-from agfixtures import REPO, make_submission
+from agfixtures import REPO, build_fixture, make_submission
 from filelock import FileLock
 
-from autograder.build import build_one
 
 pytestmark = pytest.mark.slow
 
@@ -147,11 +144,7 @@ OPTS = ["--jobs", "2", "--seed", "3", "--cell-timeout", "20", "--test-timeout", 
 
 
 def _grade_all(root):
-    (root / "solutions").mkdir(parents=True)
-    shutil.copy(FIXTURE, root / "solutions" / "hwforbid.py")
-    bundles = root / "bundles"
-    build_one(root / "solutions" / "hwforbid.py", root / "assignments", bundles)
-    nb = nbformat.read(str(root / "assignments" / "hwforbid.ipynb"), as_version=4)
+    nb, bundles = build_fixture(FIXTURE, root)
     subs = root / "subs"
     subs.mkdir()
     for name, (tasks, before, _, _) in CLASS.items():

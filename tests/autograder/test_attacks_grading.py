@@ -26,10 +26,9 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from agfixtures import REPO, make_submission
+from agfixtures import REPO, build_fixture, make_submission
 from filelock import FileLock
 
-from autograder.build import build_one
 
 pytestmark = pytest.mark.slow
 
@@ -133,11 +132,7 @@ def _constants(result):
 
 
 def _grade_all(root):
-    (root / "solutions").mkdir(parents=True)
-    shutil.copy(FIXTURE, root / "solutions" / "hwatk.py")
-    bundles = root / "bundles"
-    build_one(root / "solutions" / "hwatk.py", root / "assignments", bundles)
-    nb = nbformat.read(str(root / "assignments" / "hwatk.ipynb"), as_version=4)
+    nb, bundles = build_fixture(FIXTURE, root)
     subs, out = root / "subs", root / "out"
     subs.mkdir()
     for name, (tasks, before, _) in CLASS.items():

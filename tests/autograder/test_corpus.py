@@ -14,12 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import nbformat
 import pytest
-from agfixtures import FIXTURE, REPO, SOLUTIONS, make_submission
+from agfixtures import FIXTURE, REPO, SOLUTIONS, build_fixture, make_submission
 from filelock import FileLock
 
-from autograder.build import build_one
 
 pytestmark = pytest.mark.slow
 
@@ -152,11 +150,7 @@ def graded(tmp_path_factory):
 
 
 def _grade_corpus(root):
-    (root / "solutions").mkdir(parents=True)
-    shutil.copy(FIXTURE, root / "solutions" / "hwfix.py")
-    bundles = root / "bundles"
-    build_one(root / "solutions" / "hwfix.py", root / "assignments", bundles)
-    nb = nbformat.read(str(root / "assignments" / "hwfix.ipynb"), as_version=4)
+    nb, bundles = build_fixture(FIXTURE, root)
     (root / "subs").mkdir()
     for name, (tasks, before, _) in corpus(root, bundles).items():
         make_submission(nb, tasks, before, root / "subs" / f"{name}.ipynb")

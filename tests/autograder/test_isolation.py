@@ -16,11 +16,9 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-import nbformat
 import pytest
-from agfixtures import make_submission
+from agfixtures import build_fixture, make_submission
 
-from autograder.build import build_one
 from autograder.grade import GradingConfig, grade_notebook, grade_paths, load_bundle
 
 pytestmark = pytest.mark.slow
@@ -344,10 +342,7 @@ def graded(tmp_path_factory):
 
 def _grade_all(tmp_path_factory):
     root = tmp_path_factory.mktemp("hwiso")
-    (root / "solutions").mkdir()
-    shutil.copy(FIXTURE, root / "solutions" / "hwiso.py")
-    build_one(root / "solutions" / "hwiso.py", root / "assignments", root / "bundles")
-    nb = nbformat.read(str(root / "assignments" / "hwiso.ipynb"), as_version=4)
+    nb, _ = build_fixture(FIXTURE, root)
     bundle = load_bundle(root / "bundles", "hwiso")
     bundle["flatlab_view"] = str(_view(root / "view"))
     import flatlab.models
