@@ -26,31 +26,41 @@ comments change none; added dead code adds fingerprints to one side only.
 
 What students did not write themselves is discounted: fingerprints of the starter notebook
 (``assignments/hwN.ipynb``: imports, stubs, helpers) and of the instructor's source
-(``solutions/hwN.py``: the reference solution, the tests) are dropped, and so are those that
-more than ``max(common_min, common * N)`` students of the class share (idioms). So two
-students who both wrote the reference solution share nothing that counts.
+(``solutions/hwN.py``: the reference solution, the tests, the registered mistakes) are dropped.
+So two students who both wrote the reference solution share nothing that counts.
 
-Scores. A part counts for a pair when both sides have at least ``min_part`` fingerprints of
-their own; its score is shared / the smaller side's count. The pair score is shared / smaller
-side, summed over the counted parts. A pair is **flagged** when
+**Rarity weights.** What is left is weighed by how few students hold it: a fingerprint held by
+``df`` students weighs ``ln(M / df)``, and nothing once ``df >= M``, with ``M = idiom_share *
+max(N, small_class)`` (half the class; a class smaller than 20 counts as 20). Sharing a line
+half the class wrote says nothing; sharing one only the two wrote says the most, ``ln(M / 2)``.
+(A first version dropped fingerprints held by more than 1% of the class and counted the rest
+equally. In a generated class of 500, where every common form of a task is held by more than
+five students, that dropped nearly all of a renamed copy's fingerprints: 0 and 1 of 25 planted
+copies were flagged, on hw4 and hw1. Weights degrade smoothly instead.)
 
-* its pair score is at least ``threshold`` on at least ``min_shared`` shared fingerprints, or
-* one part (a partial copy: one task of several) scores at least ``part_threshold`` on at
-  least ``min_shared`` shared fingerprints.
+Scores. A part counts for a pair when both sides hold at least ``min_part`` pair-rare
+fingerprints' weight; its score is the shared weight over the smaller side's. The pair score is
+the shared weight over the smaller sides', summed over the counted parts. A pair is **flagged**
+when
 
-The thresholds follow a rule fixed before measuring: a copy put through the transforms that
-need no understanding of the code (renaming, reformatting, comments, reordering, dead code)
-keeps nearly all its fingerprints (score near 1), independent work shares only what the
-discounts miss (near 0); a whole submission is flagged at the midpoint, 0.5; a single part,
-being small, only at 0.8; and never on fewer than about three lines of a student's own code.
-The instructor's reference solutions yield about 10 fingerprints per line of code (both
-kinds together, median over the tasks of hw0-hw5), so three lines are ``min_shared = 30``.
-(A first version counted three lines as 12 fingerprints and took ``common = 0.1``, an idiom
-limit that grows to 50 students in a class of 500; on the test corpus it flagged 12 and 11 of
-435 independent pairs, mostly on two-line tasks. This version was fixed before measuring again,
-on a corpus drawn with another seed.) Consequently a short task cannot be flagged alone, only
-with the rest of the submission. Pairs are ranked flagged first, then by pair score. Only a
-human decides what a flag means: the report shows the matching lines side by side.
+* its pair score is at least ``threshold`` on a shared weight of at least ``min_lines`` lines of
+  code only the two wrote (``min_lines * per_line * ln(M / 2)``), or
+* one part (a partial copy: one task of several) scores at least ``part_threshold`` on a shared
+  weight of ``part_lines`` such lines.
+
+The rule behind the thresholds: a copy put through the transforms that need no understanding
+of the code (renaming, reformatting, comments, reordering, dead code) keeps nearly all its
+fingerprints (score near 1), independent work shares only what the discounts miss (near 0); a
+whole submission is flagged at the midpoint, 0.5; a single part, being small, only at 0.8. The
+evidence needed grows with the class like ``ln(N)``, as the number of pairs that could share
+something by chance grows like ``N^2``: three lines of code only the two wrote for a whole
+submission, six for one part alone (one part is a smaller sample, tested for every task). The
+instructor's reference solutions yield about 10 fingerprints per line of code (both kinds
+together, median over the tasks of hw0-hw5): ``per_line = 10``. Consequently a copy of one short
+task alone is not flagged, but it is ranked: pairs are ranked flagged first, then by their rank
+score, the larger of the pair score and the best score of a part that alone carries the pair's
+minimum evidence (three lines only the two wrote). Only a human decides what a flag means: the report shows the matching lines side
+by side.
 
 Writes ``similarity.html`` (ranked pairs, side-by-side views of the top ones; no scripts,
 every piece of student text escaped), ``pairs.csv`` and ``similarity.json`` (every pair that
@@ -98,22 +108,25 @@ class SimilarityConfig:
     k: int = 10  # tokens per hashed run
     window: int = 4  # winnowing window (hashes)
     ast_nodes: int = 10  # smallest syntax subtree fingerprinted (nodes)
-    threshold: float = 0.5  # flag: pair score (shared / smaller side, all parts) at least this
+    threshold: float = 0.5  # flag: pair score (shared weight / smaller side's, all parts) at least this
     part_threshold: float = 0.8  # ... or one part's score at least this
-    min_shared: int = 30  # ... on at least this many shared fingerprints (about three lines)
-    min_part: int = 4  # a part counts only if both sides have this many fingerprints of their own
-    common: float = 0.01  # fingerprints held by more than max(common_min, common * N) students are idioms
-    common_min: int = 4
+    min_lines: int = 3  # ... on at least this many lines' worth of code only the two share (whole pair)
+    part_lines: int = 6  # ... or, for the one-part route, this many
+    per_line: int = 10  # fingerprints per line of code (measured on the reference solutions)
+    min_part: int = 4  # a part counts only if both sides hold this many pair-rare fingerprints' weight
+    idiom_share: float = 0.5  # held by this share of the class (of small_class, if larger): weight 0
+    small_class: int = 20
     report_floor: float = 0.2  # unflagged pairs below this score are not written
     top: int = 40  # pairs shown side by side in the HTML
 
     def __post_init__(self):
         def bad(name, why):
             raise ValueError(f"SimilarityConfig.{name} = {getattr(self, name)!r}: {why}")
-        for name in ("k", "window", "ast_nodes", "min_shared", "min_part", "common_min", "top"):
+        for name in ("k", "window", "ast_nodes", "min_lines", "part_lines", "per_line", "min_part", "small_class",
+                     "top"):
             if type(getattr(self, name)) is not int or getattr(self, name) < 1:
                 bad(name, "must be a positive int")
-        for name in ("threshold", "part_threshold", "common", "report_floor"):
+        for name in ("threshold", "part_threshold", "idiom_share", "report_floor"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
                 bad(name, "must be a number in (0, 1]")
@@ -306,58 +319,76 @@ class Corpus:
                             for p, s in code.items()}
 
 
+def _weights(holders: dict[int, int], n: int, config: "SimilarityConfig") -> tuple[dict[int, float], float]:
+    """Each fingerprint's rarity weight, and the weight of one held by exactly two students.
+
+    A fingerprint held by ``df`` students weighs ``ln(M / df)``, zero once ``df >= M`` (an
+    idiom), with ``M = idiom_share * max(n, small_class)``: sharing something half the class
+    wrote says nothing, sharing something only the two wrote says the most."""
+    scale = config.idiom_share * max(n, config.small_class)
+    return {h: math.log(scale / df) for h, df in holders.items() if df < scale}, math.log(scale / 2)
+
+
 def compare(corpus: Corpus) -> tuple[list[dict], dict]:
     """Scored pairs, flagged first, then by score; and class-level counts.
 
-    An inverted index (fingerprint -> students holding it) yields only the pairs that share
-    something; idioms are held by more than the idiom limit, so no fingerprint contributes more
-    than C(limit, 2) pairs."""
+    Per part, a sparse students x fingerprints matrix ``B`` gives every pair's shared weight
+    ``B diag(w) B^T`` at once (no loop over the pairs that share an idiom)."""
+    import numpy as np
+    from scipy import sparse
+
     c, students = corpus.config, sorted(corpus.fp)
     n = len(students)
-    max_df = max(c.common_min, math.ceil(c.common * n))
-    shared = Counter()  # (i, j, part index) -> shared fingerprints
-    own = {}  # (student index, part index) -> fingerprints left after dropping idioms
+    evidence, counts, own, unit = [], [], [], 1.0
     common_by_part = {}
-    for pi, part in enumerate(corpus.parts):
-        holders = defaultdict(list)
+    for part in corpus.parts:
+        df = Counter(h for s in students for h in corpus.fp[s].get(part, ()))
+        w, unit = _weights(df, n, c)
+        common_by_part[part] = set(df) - set(w)
+        col = {h: j for j, h in enumerate(w)}
+        rows, cols = [], []
         for si, s in enumerate(students):
             for h in corpus.fp[s].get(part, ()):
-                holders[h].append(si)
-        common = {h for h, who in holders.items() if len(who) > max_df}
-        common_by_part[part] = common
-        for si, s in enumerate(students):
-            own[(si, pi)] = len(corpus.fp[s].get(part, {}).keys() - common)
-        for h, who in holders.items():
-            if 2 <= len(who) <= max_df:
-                for a, b in combinations(who, 2):
-                    shared[(a, b, pi)] += 1
-    by_pair = defaultdict(dict)
-    for (a, b, pi), m in shared.items():
-        by_pair[(a, b)][pi] = m
-    del shared
+                if h in col:
+                    rows.append(si)
+                    cols.append(col[h])
+        B = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(col)))
+        wv = np.fromiter(w.values(), float, len(w))
+        own.append(B @ wv)
+        evidence.append(sparse.triu(B @ sparse.diags(wv) @ B.T, k=1).tocsr())
+        counts.append(sparse.triu(B @ B.T, k=1).tocsr())
+    min_info, part_info = c.min_lines * c.per_line * unit, c.part_lines * c.per_line * unit
+    touched = sum((e != 0).astype(np.int8) for e in evidence) if evidence else sparse.csr_matrix((n, n))
     pairs = []
-    for (a, b), got in by_pair.items():
-        detail, num, den, part_flag = [], 0, 0, False
+    for a, b in zip(*sparse.triu(touched, k=1).nonzero()):
+        detail, num, den, shared, part_flag, best = [], 0.0, 0.0, 0, False, 0.0
         for pi, part in enumerate(corpus.parts):
-            na, nb_ = own[(a, pi)], own[(b, pi)]
-            if min(na, nb_) < c.min_part:
+            na, nb_ = float(own[pi][a]), float(own[pi][b])
+            if min(na, nb_) < c.min_part * unit:
                 continue
-            m = got.get(pi, 0)
+            m = float(evidence[pi][a, b])
             num, den = num + m, den + min(na, nb_)
             if m:
+                k = int(counts[pi][a, b])  # fingerprints shared (idioms not counted)
+                shared += k
                 ps = m / min(na, nb_)
-                part_flag |= ps >= c.part_threshold and m >= c.min_shared
-                detail.append({"part": part, "shared": m, "own_a": na, "own_b": nb_, "score": ps})
+                part_flag |= ps >= c.part_threshold and m >= part_info
+                if m >= min_info:  # a part alone carries the pair's minimum evidence: it ranks the pair
+                    best = max(best, ps)
+                detail.append({"part": part, "shared": k, "evidence": round(m, 2), "own_a": round(float(na), 2),
+                               "own_b": round(float(nb_), 2), "score": ps})
         score = num / den if den else 0.0
-        flagged = part_flag or (score >= c.threshold and num >= c.min_shared)
-        if flagged or score >= c.report_floor:
-            pairs.append({"a": students[a], "b": students[b], "score": score, "shared": num, "compared": den,
-                          "flagged": flagged, "parts": detail})
-    pairs.sort(key=lambda p: (not p["flagged"], -p["score"], -p["shared"], p["a"], p["b"]))
+        flagged = bool(part_flag or (score >= c.threshold and num >= min_info))
+        rank = max(score, best)
+        if flagged or rank >= c.report_floor:
+            pairs.append({"a": students[a], "b": students[b], "score": float(score), "rank_score": float(rank), "evidence": round(num, 2),
+                          "compared": round(den, 2), "shared": shared, "flagged": flagged, "parts": detail})
+    pairs.sort(key=lambda p: (not p["flagged"], -p["rank_score"], -p["evidence"], p["a"], p["b"]))
     corpus.common = common_by_part
-    return pairs, {"students": n, "idiom_limit": max_df,
+    return pairs, {"students": n, "idiom_limit": c.idiom_share * max(n, c.small_class),
                    "idioms_dropped": sum(len(v) for v in common_by_part.values()),
-                   "base_fingerprints": len(corpus.base)}
+                   "base_fingerprints": len(corpus.base), "pair_weight": round(unit, 4),
+                   "min_evidence": round(min_info, 2), "min_part_evidence": round(part_info, 2)}
 
 
 def _marked(source: str, lines: set[int]) -> str:
@@ -377,8 +408,9 @@ def _side_by_side(corpus: Corpus, p: dict) -> str:
         for s, fp in ((p["a"], fa), (p["b"], fb)):
             lines = {ln for h in hs for lo, hi in fp.get(h, ()) for ln in range(lo, hi + 1)}
             sides.append(f"<td><pre>{_marked(corpus.code[s][d['part']], lines)}</pre></td>")
-        rows.append(f"<tr><th colspan=2>{html.escape(d['part'])}: {d['shared']} shared of "
-                    f"{d['own_a']} / {d['own_b']} ({d['score']:.0%})</th></tr><tr>{''.join(sides)}</tr>")
+        rows.append(f"<tr><th colspan=2>{html.escape(d['part'])}: {d['shared']} fingerprints shared, weight "
+                    f"{d['evidence']:g} of {d['own_a']:g} / {d['own_b']:g} ({d['score']:.0%})</th></tr>"
+                    f"<tr>{''.join(sides)}</tr>")
     head = f"<tr><th>{html.escape(p['a'])}</th><th>{html.escape(p['b'])}</th></tr>"
     return f"<table class=sbs>{head}{''.join(rows)}</table>"
 
@@ -394,16 +426,16 @@ def write_similarity(corpus: Corpus, out: Path) -> dict:
     write_atomic(out / "similarity.json", json.dumps(summary, indent=1) + "\n")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "a", "b", "score", "shared", "compared", "flagged", "parts"])
+    w.writerow(["rank", "a", "b", "score", "evidence", "shared", "compared", "flagged", "parts"])
     for i, p in enumerate(pairs, 1):
-        w.writerow([i, p["a"], p["b"], f"{p['score']:.4f}", p["shared"], p["compared"], int(p["flagged"]),
+        w.writerow([i, p["a"], p["b"], f"{p['score']:.4f}", p["evidence"], p["shared"], p["compared"], int(p["flagged"]),
                     "; ".join(f"{d['part']} {d['score']:.2f}" for d in p["parts"])])
     write_atomic(out / "pairs.csv", buf.getvalue())
     rank = "".join(f"<tr><td><a href=\"#pair-{i}\">{i}</a></td><td>{html.escape(p['a'])}</td>"
-                   f"<td>{html.escape(p['b'])}</td><td>{p['score']:.2f}</td><td>{p['shared']}</td>"
+                   f"<td>{html.escape(p['b'])}</td><td>{p['score']:.2f}</td><td>{p['evidence']:g}</td>"
                    f"<td>{'yes' if p['flagged'] else ''}</td></tr>" if i <= c.top else
                    f"<tr><td>{i}</td><td>{html.escape(p['a'])}</td><td>{html.escape(p['b'])}</td>"
-                   f"<td>{p['score']:.2f}</td><td>{p['shared']}</td><td>{'yes' if p['flagged'] else ''}</td></tr>"
+                   f"<td>{p['score']:.2f}</td><td>{p['evidence']:g}</td><td>{'yes' if p['flagged'] else ''}</td></tr>"
                    for i, p in enumerate(pairs, 1))
     details = "\n".join(f'<h3 id="pair-{i}">{i}. {html.escape(p["a"])} / {html.escape(p["b"])}: '
                         f"{p['score']:.0%}{' (flagged)' if p['flagged'] else ''}</h3>{_side_by_side(corpus, p)}"
@@ -416,14 +448,16 @@ def write_similarity(corpus: Corpus, out: Path) -> dict:
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{css}</style>'
             f"</head><body><h1>{title}</h1>\n<section id=method><p>{counts['students']} submissions; "
             f"{len(flagged)} pair(s) flagged: pair score &ge; {c.threshold:g}, or one part &ge; "
-            f"{c.part_threshold:g}, on &ge; {c.min_shared} shared fingerprints. A part's score: the "
-            f"fingerprints (runs of {c.k} normalized tokens, winnowed over {c.window}; syntax subtrees of "
-            f"&ge; {c.ast_nodes} nodes, names and literals abstracted) both sides share, over the smaller "
-            f"side's count. Starter and solution code and idioms of more than {counts['idiom_limit']} students "
-            f"are discounted. A flag is a reason to look, not a verdict.</p>"
+            f"{c.part_threshold:g}, with shared weight &ge; {counts['min_evidence']:g} (pair) or "
+            f"{counts['min_part_evidence']:g} (one part): {c.min_lines} or {c.part_lines} lines of code only the "
+            f"two wrote. A part's score: the weight of the fingerprints (runs of {c.k} normalized tokens, "
+            f"winnowed over {c.window}; syntax subtrees of &ge; {c.ast_nodes} nodes, names and literals "
+            f"abstracted) both sides share, over the smaller side's. A fingerprint held by df students weighs "
+            f"ln({counts['idiom_limit']:g}/df): starter and solution code and idioms of {counts['idiom_limit']:g} "
+            f"or more students weigh nothing. A flag is a reason to look, not a verdict.</p>"
             + (f"<p>Not compared (unreadable):</p><ul>{bad}</ul>" if bad else "") + "</section>\n"
             f"<section id=ranking><h2>Ranking</h2><table><tr><th>#</th><th>a</th><th>b</th><th>score</th>"
-            f"<th>shared</th><th>flagged</th></tr>{rank}</table></section>\n"
+            f"<th>shared weight</th><th>flagged</th></tr>{rank}</table></section>\n"
             f"<section id=matches><h2>Matching code, top {min(c.top, len(pairs))}</h2>{details}</section>"
             "</body></html>\n")
     write_atomic(out / "similarity.html", page)
@@ -478,7 +512,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=d.threshold, help="flag pairs scoring at least this")
     p.add_argument("--part-threshold", type=float, default=d.part_threshold,
                    help="... or with one part scoring at least this")
-    p.add_argument("--min-shared", type=int, default=d.min_shared, help="... on at least this many fingerprints")
+    p.add_argument("--min-lines", type=int, default=d.min_lines,
+                   help="... on at least this many lines' worth of code only the two share")
     p.add_argument("--k", type=int, default=d.k, help="tokens per hashed run")
     p.add_argument("--window", type=int, default=d.window, help="winnowing window")
     p.add_argument("--top", type=int, default=d.top, help="pairs shown side by side")
@@ -487,7 +522,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     try:
         config = SimilarityConfig(k=a.k, window=a.window, threshold=a.threshold, part_threshold=a.part_threshold,
-                                  min_shared=a.min_shared, top=a.top)
+                                  min_lines=a.min_lines, top=a.top)
     except ValueError as e:
         name = str(e).split(".", 1)[1].split(" ", 1)[0]
         print(f"error: --{name.replace('_', '-')}: {e}", file=sys.stderr)

@@ -54,16 +54,8 @@ assert main(sys.argv[1:]) == 0
 
 def make_class(folder: Path, assignment: str, n: int, seed: int) -> tuple[Path, list[tuple[str, str]]]:
     """The class, and the (sorted) pairs of each planted copy and its original."""
-    from similarity_corpus import independent_class, rename, write_class
-    rng = random.Random(seed)
-    subs = independent_class(assignment, n, seed)
-    names = sorted(subs)
-    victims = rng.sample(names, n // 20)
-    planted = []
-    for victim in victims:
-        src = rng.choice([s for s in names if s not in victims])
-        subs[victim] = {t: rename(c, random.Random(rng.getrandbits(64))) for t, c in subs[src].items()}
-        planted.append(tuple(sorted((victim, src))))
+    from similarity_corpus import planted_class, write_class
+    subs, planted = planted_class(assignment, n, seed)
     return write_class(subs, assignment, folder), planted
 
 
@@ -126,7 +118,7 @@ def main(argv=None) -> int:
         found = sorted(rank[k] for k in planted if k in rank)
         hit = sum(s["pairs"][rank[k] - 1]["flagged"] for k in planted if k in rank)
         print(f"similarity: {s['students']} students, {s['pairs_reported']} pairs reported, {s['pairs_flagged']} "
-              f"flagged, idiom limit {s['idiom_limit']}; of {len(planted)} renamed copies planted, {hit} flagged, "
+              f"flagged, idiom limit {s['idiom_limit']:g}, evidence needed {s['min_evidence']:g}; of {len(planted)} renamed copies planted, {hit} flagged, "
               f"{len(found)} reported, at ranks {found}")
     return 0
 

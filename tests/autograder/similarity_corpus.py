@@ -580,6 +580,21 @@ def plagiarized_class(assignment: str, n: int, seed: int) -> tuple[dict[str, dic
     return subs, pairs
 
 
+def planted_class(assignment: str, n: int, seed: int) -> tuple[dict[str, dict[str, str]], list[tuple[str, str]]]:
+    """A class of ``n`` with 5% of it replaced by renamed copies of a random classmate (the
+    copier's own code gone). Returns (class, sorted (copier, original) pairs)."""
+    rng = random.Random(seed)
+    subs = independent_class(assignment, n, seed)
+    names = sorted(subs)
+    victims = rng.sample(names, n // 20)
+    planted = []
+    for victim in victims:
+        src = rng.choice([s for s in names if s not in victims])
+        subs[victim] = {t: rename(c, random.Random(rng.getrandbits(64))) for t, c in subs[src].items()}
+        planted.append(tuple(sorted((victim, src))))
+    return subs, planted
+
+
 def write_class(subs: dict[str, dict[str, str]], assignment: str, folder: Path) -> Path:
     """One notebook per student: the student notebook with its task cells replaced."""
     starter = nbformat.read(str(REPO / "assignments" / f"{assignment}.ipynb"), as_version=4)
