@@ -17,6 +17,16 @@ appended when the net has a bias, so ‖x'‖² = ‖x‖² (+ 1).
   i.e. 1 + ‖x'‖²‖D (I - u uᵀ) W2‖²/‖h‖² when ‖h‖ >= eps (the normalization's gradient passes, as
   ``clamp_min``'s does at equality) and ‖h‖²/eps² + ‖x'‖²‖D W2‖²/eps² when clamped (0 if h = 0).
 - ``gauss_newton_trace_closed``: S = (2/n) Σ_i ‖∇θ f(x_i)‖², a 0-dim tensor (Lemma 4.1).
+- ``second_order_trace``: Σ_i c_i Tr ∇²θ f(x_i), the part of Tr ∇²L the Gauss-Newton term drops
+  (c_i = ∂L/∂f_i). Only the first layer's diagonal is nonzero (f is linear in W2, and in γ), and
+  z_ij = W1_j·x'_i gives Tr_{W1_j} ∇²f_i = ‖x'_i‖² ∂²f_i/∂z_ij² (plain nets: W2_j a''(z_ij), 0 for
+  relu). Sim-LN, g(h) = W2·h/s with s = ‖h‖: ∂²f/∂z_j² = a'_j² ∂²g/∂h_j² + a''_j ∂g/∂h_j, where
+  ∂²g/∂h_j² = (-2 W2_j u_j - W2·u + 3 (W2·u) u_j²)/s² (0 when clamped); for relu the sum is
+  f_i (1 - k_i)/s_i² with k_i the number of active neurons. Sim-BN, φ_ij = h_ij/σ_j with
+  σ_j² = c Σ_l h_lj² + eps² over the reference inputs r_l (c = 1/n_ref): with q_j = c Σ_l h_lj a'_lj r'_l,
+  Tr ∇²σ_j = c Σ_l (a'_lj² + h_lj a''_lj)‖r'_l‖²/σ_j - ‖q_j‖²/σ_j³ and
+  Tr ∇²φ_ij = a''_ij ‖x'_i‖²/σ_j - 2 a'_ij x'_i·q_j/σ_j³ + 2 h_ij ‖q_j‖²/σ_j⁵ - h_ij Tr ∇²σ_j/σ_j²,
+  and Tr_{W1_j} ∇²f_i = W2_j γ_j Tr ∇²φ_ij.
 - ``activations``, ``hvp_closed``, ``gn_top_direction``: the pieces of the closed-form
   Hessian-vector products and top Gauss-Newton eigenvector of ``no_bias`` / ``bias`` nets.
 """
@@ -35,11 +45,14 @@ __all__ = [
     "activations",
     "grad_sq_norms",
     "gauss_newton_trace_closed",
+    "TRACE_ARCHS",
+    "second_order_trace",
     "hvp_closed",
     "gn_top_direction",
 ]
 
 GRAD_NORM_ARCHS = ("no_bias", "bias", "sim_ln")  # archs with a closed-form ‖∇θ f(x_i)‖²
+TRACE_ARCHS = ("no_bias", "bias", "sim_ln", "sim_bn")  # archs with a closed-form Σ_i c_i Tr ∇²f(x_i)
 HVP_ARCHS = ("no_bias", "bias")  # archs with closed-form Hessian-vector products
 
 
@@ -101,6 +114,48 @@ def gauss_newton_trace_closed(model: nn.Module, X: torch.Tensor,
                               params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
     """S = (2/n) Σ_i ‖∇θ f(x_i)‖² on X (n, d): a 0-dim tensor, differentiable in ``params``."""
     return 2.0 / X.shape[0] * grad_sq_norms(model, X, params).sum()
+
+
+def second_order_trace(model: nn.Module, X: torch.Tensor, c: torch.Tensor,
+                       params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Σ_i c_i Tr ∇²θ f(x_i) on X (n, d) for c (n,) (see the module docstring): a 0-dim tensor.
+
+    With c = ∂L/∂f this is what ``Tr ∇²L`` adds to the Gauss-Newton term; zero for relu nets
+    without normalization. Sim-BN reads its statistic's inputs from ``model.reference``.
+    """
+    cfg = getattr(model, "config", None)
+    if getattr(cfg, "arch", None) not in TRACE_ARCHS or getattr(cfg, "depth", 2) != 2:
+        raise ValueError(f"model must be a two-layer net of arch {TRACE_ARCHS}, got {getattr(cfg, 'arch', None)!r}")
+    P = dict(model.named_parameters()) if params is None else params
+    a = activations(P, X, cfg.activation)
+    D2 = torch.zeros_like(a.A) if a.D2 is None else a.D2
+    if cfg.arch in ("no_bias", "bias"):
+        return (c * a.xsq * (D2 @ a.W2)).sum()
+    if cfg.arch == "sim_ln":
+        hn = a.A.norm(dim=1)
+        s = hn.clamp_min(cfg.eps)[:, None]
+        U = a.A / s
+        on = (hn >= cfg.eps).to(U.dtype)[:, None]  # clamped: g = W2·h/eps is linear in h
+        Wu = (U @ a.W2)[:, None]  # f_i
+        dg = (a.W2 - on * Wu * U) / s  # ∂g/∂h_j
+        d2g = on * (-2 * a.W2 * U - Wu + 3 * Wu * U * U) / (s * s)  # ∂²g/∂h_j²
+        return (c * a.xsq * (a.D1 * a.D1 * d2g + D2 * dg).sum(1)).sum()
+    R = model.reference
+    if R is None:
+        raise ValueError("sim_bn needs its training inputs: pass X_ref to make_model or call model.set_reference")
+    R = R.to(X.dtype)
+    r = activations(P, R, cfg.activation)
+    R1 = R if "b1" not in P else torch.cat([R, torch.ones_like(R[:, :1])], 1)
+    X1 = X if "b1" not in P else torch.cat([X, torch.ones_like(X[:, :1])], 1)
+    k = 1.0 / R.shape[0]  # the statistic is a mean over the reference inputs
+    rD2 = torch.zeros_like(r.A) if r.D2 is None else r.D2
+    sig = (k * (r.A * r.A).sum(0) + cfg.eps ** 2).sqrt()  # (m,) as in TwoLayerNet.bn_statistic
+    Q = k * (r.A * r.D1).T @ R1  # (m, d')
+    qq = (Q * Q).sum(1)
+    tr_sig = k * ((r.D1 * r.D1 + r.A * rD2).T @ r.xsq) / sig - qq / sig ** 3
+    T = (D2 * a.xsq[:, None] / sig - 2 * a.D1 * (X1 @ Q.T) / sig ** 3 + 2 * a.A * qq / sig ** 5
+         - a.A * tr_sig / sig ** 2)  # (n, m) Tr ∇²φ_ij
+    return (c * (T @ (a.W2 * P["gamma"]))).sum()
 
 
 def hvp_closed(a: Activations, X: torch.Tensor, bias: bool, c: torch.Tensor,

@@ -7,9 +7,12 @@ Appendix B.3) or a callable ``loss(f, y) -> scalar``. All arithmetic is float64 
 the parameters; the model's weights, its train/eval mode and the global RNG are never touched.
 
 - ``hessian_trace``: Tr ∇²L by ``"exact"`` (the autograd Hessian's diagonal, small models),
-  ``"gauss_newton"`` (Σ_i ∂²L/∂f_i² ‖∇θ f(x_i)‖²; for MSE Lemma 4.1's (2/n)Σ‖∇θ f(x_i)‖², equal
-  to the exact trace at interpolation, and everywhere for ReLU nets without normalization)
-  or ``"hutchinson"`` (seeded Rademacher probes, with a standard error).
+  ``"closed_form"`` (the same number from the activations, any width: the Gauss-Newton term plus
+  Σ_i ∂L/∂f_i Tr ∇²θ f(x_i), for the two-layer nets and ReLU nets without normalization),
+  ``"gauss_newton"`` (Σ_i ∂²L/∂f_i² ‖∇θ f(x_i)‖²; for MSE Lemma 4.1's (2/n)Σ‖∇θ f(x_i)‖²: the
+  true trace at an interpolator and everywhere for ReLU nets without normalization, *not* for
+  Sim-LN / Sim-BN / softplus nets away from interpolation) or ``"hutchinson"`` (seeded
+  Rademacher probes, with a standard error).
 - ``top_eigenvalue`` (Lanczos, ARPACK's ``scipy.sparse.linalg.eigsh`` or power iteration, each
   reporting whether it converged) and ``hvp`` (Hessian-vector products).
 - ``sam_sharpness`` / ``average_sharpness``: worst-case and average-case sharpness of
@@ -36,8 +39,9 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, vjp, vmap
 
 from ._checks import check_positive
-from ._closed_form import GRAD_NORM_ARCHS, HVP_ARCHS, Activations, activations, gn_top_direction, hvp_closed
+from ._closed_form import GRAD_NORM_ARCHS, HVP_ARCHS, TRACE_ARCHS, Activations, activations, gn_top_direction, hvp_closed
 from ._closed_form import grad_sq_norms as _cf_grad_sq_norms
+from ._closed_form import second_order_trace as _cf_second_order_trace
 from .data import as_generator, check_xy
 from .losses import get_loss, logistic, mse
 from .models import TwoLayerNet, flatten_params, unflatten_params
@@ -59,7 +63,7 @@ __all__ = [
     "bias_trace_lower_bound_data",
 ]
 
-TRACE_METHODS = ("exact", "gauss_newton", "hutchinson")
+TRACE_METHODS = ("exact", "closed_form", "gauss_newton", "hutchinson")
 EIGEN_METHODS = ("lanczos", "arpack", "power")
 _F64 = torch.float64
 _LOGISTIC_Q = inspect.signature(logistic).parameters["smoothing"].default / 2  # label smoothing p/2
@@ -174,6 +178,23 @@ class _Objective:
             return _cf_grad_sq_norms(self.model, self.X, P)
         return self.jacobian().pow(2).sum(1)
 
+    @property
+    def closed_trace(self) -> bool:
+        """Whether ``second_order`` has a closed form: the two-layer nets, and ReLU nets without
+        normalization (f is linear in each single weight, so Tr ∇²θ f = 0)."""
+        cfg = getattr(self.model, "config", None)
+        arch = getattr(cfg, "arch", None)
+        return (isinstance(self.model, TwoLayerNet) and arch in TRACE_ARCHS) or (
+            arch == "deep_bias" and getattr(cfg, "activation", None) == "relu")
+
+    def second_order(self) -> float:
+        """Σ_i ∂L/∂f_i Tr ∇²θ f(x_i): what the true trace adds to the Gauss-Newton term."""
+        if getattr(self.model.config, "arch", None) == "deep_bias":
+            return 0.0
+        P = {k: v.detach().to(_F64) for k, v in self.model.named_parameters()}
+        c, _ = self.loss_derivatives(self.f(self.theta).detach())
+        return float(_cf_second_order_trace(self.model, self.X, c, P))
+
     def gauss_newton(self):
         if self.loss_fn is mse:  # ∂²L/∂f² = 2/n, f not needed
             return float(2.0 * self.grad_sq_norms().mean())
@@ -265,9 +286,13 @@ def hessian_trace(model, X, y, *, loss="mse", method: str = "exact", n_probes: i
       ``"exact"``: the diagonal of the autograd Hessian (reverse over reverse, ``chunk_size`` rows
         at a time). Costs p Hessian-vector products: refused when p > ``max_params``
         (pass ``max_params=None`` to insist). Includes every dependence, e.g. Sim-BN's statistic.
+      ``"closed_form"``: the exact trace again, as the Gauss-Newton term plus Σ_i ∂L/∂f_i Tr ∇²θ f(x_i)
+        from the activations (``flatlab._closed_form.second_order_trace``): O(n·m·d), any width;
+        for the two-layer nets (relu or softplus) and ReLU ``deep_bias`` nets, else ValueError.
       ``"gauss_newton"``: Σ_i ∂²L/∂f_i² ‖∇θ f(x_i)‖² (MSE: (2/n)Σ‖∇θ f(x_i)‖², Lemma 4.1;
         logistic: (1/n)Σ σ(y_i f_i)σ(-y_i f_i)‖∇θ f(x_i)‖²). Drops Σ_i ∂L/∂f_i Tr ∇²θ f(x_i),
-        which is 0 at interpolation (MSE) and everywhere for ReLU nets without normalization.
+        which is 0 at interpolation (MSE) and everywhere for ReLU nets without normalization, but
+        not small for Sim-LN / Sim-BN nets near (not at) interpolation: it is not the trace there.
       ``"hutchinson"``: mean of zᵀ∇²L z over ``n_probes`` Rademacher probes drawn from ``seed``;
         returns a ``TraceEstimate(value, stderr, n_probes)``.
     Returns a float for ``exact`` and ``gauss_newton``.
@@ -277,6 +302,12 @@ def hessian_trace(model, X, y, *, loss="mse", method: str = "exact", n_probes: i
     obj = _Objective(model, X, y, loss)
     if method == "gauss_newton":
         return obj.gauss_newton()
+    if method == "closed_form":
+        if not obj.closed_trace:
+            arch = getattr(getattr(model, "config", None), "arch", type(model).__name__)
+            raise ValueError(f"method='closed_form' needs a two-layer net of arch {TRACE_ARCHS} or a relu "
+                             f"deep_bias net, got {arch!r}; use method='exact' or 'hutchinson'")
+        return obj.gauss_newton() + obj.second_order()
     if method == "hutchinson":
         check_positive(n_probes, "n_probes", integer=True)
         if n_probes < 2:

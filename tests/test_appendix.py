@@ -105,7 +105,7 @@ def test_smoke_run_through_cli(name, tmp_path, capsys):
     assert [r["method"] for r in res["runs"]] == [m.name for m in cfg.methods]
     for run, spec in zip(res["runs"], cfg.methods):
         assert run["arch"] == spec.model_config(cfg.model).arch
-        assert set(run["history"]) == {"epoch", "train_loss", "test_acc", "trace"}
+        assert set(run["history"]) == {"epoch", "train_loss", "test_acc", "trace", "gn_trace"}
         assert run["history"]["epoch"][-1] == spec.epochs
         assert 0.0 <= run["final"]["test_acc"] <= 1.0 and run["final"]["test_mse"] >= 0.0
     expected = [f"{name}_{s}.png" for s, _, _ in cfg.figures] or [f"{name}_curves.png"]

@@ -49,11 +49,12 @@ def test_smoke_schema_and_files(smoke):
     for r in on_disk["runs"]:
         h = r["history"]
         assert r["arch"] == "bias" and r["seed"] == 0
-        assert set(h) == {"epoch", "train_loss", "test_acc", "trace", "time"}
+        assert set(h) == {"epoch", "train_loss", "test_acc", "trace", "gn_trace", "time"}
         assert len({len(v) for v in h.values()}) == 1 and h["epoch"][0] == 0
         assert h["epoch"] == sorted(h["epoch"]) and h["time"] == sorted(h["time"])
         assert r["final"] == {"epoch": h["epoch"][-1], "train_loss": h["train_loss"][-1],
-                              "test_acc": h["test_acc"][-1], "trace": h["trace"][-1]}
+                              "test_acc": h["test_acc"][-1], "trace": h["trace"][-1], "gn_trace": h["gn_trace"][-1]}
+        assert h["trace"] == pytest.approx(h["gn_trace"], rel=1e-9)  # a relu net without normalization
         assert set(r["diagnostics"]) >= {"memorization_index", "median_firing", "x1x2_share", "n_active"}
         assert len(r["neurons"]) == 4
     assert on_disk["summary"]["trace_floor"] == pytest.approx(FLOOR)
@@ -80,12 +81,12 @@ def test_smoke_directions(smoke):
 def test_smoke_rescaling_block(smoke):
     _, res = smoke
     r = res["rescaling"]["runs"][0]
-    assert r["train_loss"] < 1e-3 and r["trace"] > 2.5  # a plain-GD interpolator, not flat
+    assert r["train_loss"] < 1e-3 and r["gn_trace"] > 2.5  # a plain-GD interpolator, not flat
     assert max(r["after"]["max_change_train"], r["after"]["max_change_test"]) <= 1e-12
-    assert abs(r["after"]["trace"] - 2.0) <= 1e-3
+    assert abs(r["after"]["gn_trace"] - 2.0) <= 1e-3
     assert r["after"]["test_acc"] == r["test_acc"]
-    curve = [p["trace"] for p in r["curve"]]
-    assert curve == sorted(curve, reverse=True) and curve[0] == pytest.approx(r["trace"])
+    curve = [p["gn_trace"] for p in r["curve"]]
+    assert curve == sorted(curve, reverse=True) and curve[0] == pytest.approx(r["gn_trace"])
 
 
 @pytest.mark.slow
@@ -117,15 +118,15 @@ def test_rescaling_demo_small():
     cfg = dataclasses.replace(get_beyond_config("smoke"), n=40, d=8, n_test=500, rescale_width=30,
                               rescale_epochs=300, rescale_curve=(1.0, 100.0))
     r = rescaling_demo(cfg, 2)
-    assert r["curve"][0]["trace"] == pytest.approx(r["trace"]) and r["curve"][0]["max_change_train"] == 0.0
-    assert r["after"]["trace"] < r["curve"][1]["trace"] < r["trace"]
+    assert r["curve"][0]["gn_trace"] == pytest.approx(r["gn_trace"]) and r["curve"][0]["max_change_train"] == 0.0
+    assert r["after"]["gn_trace"] < r["curve"][1]["gn_trace"] < r["gn_trace"]
     assert r["after"]["test_acc"] == r["test_acc"]
     assert r["after"]["train_loss"] == pytest.approx(r["train_loss"])
 
 
 def _fake(pen_acc, sam_acc, pen_trace, sam_trace, preset="quick"):
     run = lambda m, acc, tr: {"method": m, "seed": 0, "final": {"test_acc": acc, "trace": tr}}  # noqa: E731
-    resc = {"after": {"max_change_train": 1e-16, "max_change_test": 2e-16, "trace": 2.0004, "test_acc": 0.6},
+    resc = {"after": {"max_change_train": 1e-16, "max_change_test": 2e-16, "gn_trace": 2.0004, "test_acc": 0.6},
             "test_acc": 0.6}
     return {"preset": preset, "summary": {"trace_floor": FLOOR},
             "runs": [run("penalty", pen_acc, pen_trace), run("one_sam", sam_acc, sam_trace)],

@@ -11,7 +11,7 @@ from flatlab.cli import main
 from flatlab.lab.plotting import curves_figure
 
 RUN_KEYS = {"arch", "method", "label", "seed", "interrupted", "final", "peak", "neurons", "history"}
-HISTORY_KEYS = {"epoch", "train_loss", "test_acc", "trace"}
+HISTORY_KEYS = {"epoch", "train_loss", "test_acc", "trace", "gn_trace"}
 
 
 @pytest.mark.slow
@@ -35,7 +35,7 @@ def check_results_files(out):
         assert [r["method"] for r in res["runs"]] == methods
         for run in res["runs"]:
             assert RUN_KEYS <= set(run) and set(run["history"]) == HISTORY_KEYS
-            assert {"train_loss", "test_acc", "trace"} <= set(run["final"])
+            assert {"train_loss", "test_acc", "trace", "gn_trace"} <= set(run["final"])
             assert run["arch"] == res["config"]["model"]["arch"] and run["seed"] == 0
             assert 0.0 <= run["final"]["test_acc"] <= 1.0 and run["final"]["trace"] > 0
         if name == "scenario2":
@@ -63,7 +63,7 @@ def check_figure_axes(out):
         np.testing.assert_allclose(line.get_ydata(), h["test_acc"][1:])
         tline = next(ln for ln in trace_ax.get_lines() if ln.get_label().startswith(run["label"] + " ("))
         np.testing.assert_allclose(tline.get_ydata(), h["trace"][1:])
-    floor = [ln for ln in trace_ax.get_lines() if ln.get_label().startswith("4·sqrt(d+1)")]
+    floor = [ln for ln in trace_ax.get_lines() if ln.get_label().startswith("interpolators' 4·sqrt(d+1)")]
     assert len(floor) == 1 and floor[0].get_ydata()[0] == pytest.approx(22.2711, abs=1e-4)
     assert trace_ax.get_xscale() == "log" and loss_ax.get_yscale() == "log"
 

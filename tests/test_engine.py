@@ -123,7 +123,7 @@ def test_train_gd_weight_decay_fits(data):
     assert hist.epoch == [0, 1000, 2000, 3000]
     assert hist.train_loss[-1] < 1e-2 < hist.train_loss[0]
     assert not hist.interrupted and len(hist) == 4
-    assert set(hist.to_dict()) == {"epoch", "train_loss", "test_acc", "trace"}
+    assert set(hist.to_dict()) == {"epoch", "train_loss", "test_acc", "trace", "gn_trace"}
 
 
 @pytest.mark.parametrize("arch,method,wd", [("bias", "one_sam", 0.0), ("sim_bn", "one_sam", 0.0),

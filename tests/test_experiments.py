@@ -76,14 +76,14 @@ def test_run_record_neurons_on_constructions():
         neuron_table(deep, by="product")
 
 
-def _fake_results(scenario, finals, preset="quick"):
+def _fake_results(scenario, finals, preset="quick", floor=None, residual=1e-2):
     runs = []
     for method, seed, acc, trace, peak in finals:
         runs.append({"method": method, "seed": seed,
-                     "final": {"test_acc": acc, "trace": trace, "train_loss": 1e-3},
+                     "final": {"test_acc": acc, "trace": trace, "train_loss": 1e-3, "train_max_residual": residual},
                      "peak": {"test_acc": peak, "epoch": 10}, "neurons": [{"x1x2_share": 0.95}] * 4})
     return {"scenario": scenario, "preset": preset, "runs": runs,
-            "summary": {"trace_floor": bias_trace_lower_bound(30)}}
+            "summary": {"trace_floor": bias_trace_lower_bound(30) if floor is None else floor}}
 
 
 def test_check_directions_pass_and_fail():
@@ -94,8 +94,13 @@ def test_check_directions_pass_and_fail():
     assert any("trace within" in f for f in failed) and any("0.2 below" in f for f in failed)
     assert any("declines" in f for f in failed)
     s3 = _fake_results("scenario3", [("one_sam", 0, 0.95, 2.1, 0.95),
-                                     ("one_sam_projected", 0, 0.92, 2.5, 0.93)])
-    assert [c["passed"] for c in E.check_directions(s3)] == [True, False]
+                                     ("one_sam_projected", 0, 0.92, 2.5, 0.93)], floor=2.0)
+    assert [c["passed"] for c in E.check_directions(s3)] == [True, False, True]
+    # below the interpolators' floor: allowed for a run that does not interpolate, a contradiction for one that does
+    low = [("one_sam", 0, 0.95, 1.4, 0.95), ("one_sam_projected", 0, 0.95, 1.1, 0.95)]
+    assert E.check_directions(_fake_results("scenario3", low, floor=2.0, residual=0.05))[-1]["passed"]
+    floor_check = E.check_directions(_fake_results("scenario3", low, floor=2.0, residual=0.0))[-1]
+    assert "does not interpolate" in floor_check["check"] and not floor_check["passed"]
 
 
 def test_write_json_atomic_survives_interruption(tmp_path, monkeypatch):

@@ -105,6 +105,62 @@ def test_exact_trace_equals_independent_hessian_and_eigvalsh_sum(case, loss):
     assert abs(chunked - tr) <= 1e-13 * scale
 
 
+CLOSED = ["no_bias", "bias", "sim_bn", "sim_ln", "softplus", "sim_ln_softplus", "sim_bn_softplus", "deep_bias"]
+
+
+def build_closed(case, seed=0, perturb=0.3):
+    """``build`` plus softplus Sim-LN / Sim-BN, with weights moved off the init (so no symmetry helps)."""
+    if case.endswith("_softplus") and case != "softplus":
+        X, y = xor_parity(10, 4, seed=seed + 50)
+        arch = case[: -len("_softplus")]
+        model = make_model(arch, 4, 6, seed=seed, activation="softplus", **({"X_ref": X} if arch == "sim_bn" else {}))
+    else:
+        model, X, y = build(case, seed=seed)
+    g = torch.Generator().manual_seed(seed + 7)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(perturb * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return model, X, y
+
+
+@pytest.mark.parametrize("loss", ["mse", "logistic"])
+@pytest.mark.parametrize("case", CLOSED)
+def test_closed_form_trace_equals_independent_hessian(case, loss):
+    """The closed form (Gauss-Newton term + Σ_i ∂L/∂f_i Tr ∇²f(x_i)) against the autograd Hessian's trace."""
+    model, X, y = build_closed(case)
+    H = ref_hessian(model, X, y, loss)
+    tr = hessian_trace(model, X, y, loss=loss, method="closed_form")
+    assert abs(tr - float(H.trace())) <= 1e-12 * float(torch.linalg.matrix_norm(H))
+    gn = hessian_trace(model, X, y, loss=loss, method="gauss_newton")
+    relu_plain = case in ("no_bias", "bias", "deep_bias")
+    assert (abs(tr - gn) <= 1e-12 * abs(tr)) == relu_plain  # the second-order term vanishes exactly there
+
+
+def test_closed_form_trace_refuses_models_without_one():
+    model = make_model("deep_bias", 4, 5, seed=0, depth=3, activation="softplus")
+    X, y = xor_parity(6, 4, seed=1)
+    with pytest.raises(ValueError, match="closed_form.*'exact' or 'hutchinson'"):
+        hessian_trace(model, X, y, method="closed_form")
+
+
+@pytest.mark.parametrize("arch", ["sim_ln", "sim_bn"])
+def test_the_logged_trace_of_trained_normalized_nets_is_the_hessian_trace(arch):
+    """Trained by 1-SAM to a small loss, a Sim-LN / Sim-BN net's logged ``trace`` is the autograd
+    Hessian's trace, while its Gauss-Newton term (what the package once reported) is not."""
+    from flatlab.data import make_dataset
+    from flatlab.train import Phase, TrainConfig, train
+    data = make_dataset("xor", n=16, d=5, n_test=64, seed=3)
+    kw = {"X_ref": data.X_train} if arch == "sim_bn" else {"init_scale": 0.1}
+    model = make_model(arch, 5, 24, seed=4, **kw)
+    hist = train(model, data, TrainConfig("one_sam", (Phase(300, 0.05, 0.05),), log_every=100, seed=0))
+    assert hist.train_loss[-1] < 0.5 * hist.train_loss[0]
+    H = ref_hessian(model, data.X_train, data.y_train)
+    true = float(H.trace())
+    assert abs(hist.trace[-1] - true) <= 1e-10 * abs(true)
+    assert abs(hist.gn_trace[-1] - gauss_newton_trace(model, data.X_train)) <= 1e-10 * hist.gn_trace[-1]
+    assert abs(hist.gn_trace[-1] - true) > 1e-3 * abs(true)
+
+
 @pytest.mark.slow  # the first forward-mode call sets up torch's JIT decompositions (~5 s)
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("case", ["sim_bn", "deep_bias"])

@@ -190,7 +190,7 @@ def rescaling_demo(config: BeyondConfig, seed: int) -> dict:
         m = _rescaled(model, c)
         with torch.no_grad():
             g_train, g_test = m(X), m(Xt)
-        return {"c": c, "trace": float(sharpness_penalty(m, X).detach()),
+        return {"c": c, "gn_trace": float(sharpness_penalty(m, X).detach()),
                 "max_change_train": float((g_train - f_train).abs().max()),
                 "max_change_test": float((g_test - f_test).abs().max()),
                 "train_loss": float(mse(g_train, data.y_train)), "test_acc": accuracy(g_test, data.y_test)}
@@ -200,7 +200,7 @@ def rescaling_demo(config: BeyondConfig, seed: int) -> dict:
     return {
         "arch": "sim_ln", "seed": seed, "interrupted": bool(hist.interrupted),
         "train_loss": float(mse(f_train, data.y_train)),
-        "test_acc": accuracy(f_test, data.y_test), "trace": float(sharpness_penalty(model, X).detach()),
+        "test_acc": accuracy(f_test, data.y_test), "gn_trace": float(sharpness_penalty(model, X).detach()),
         "diagnostics": diag, "history": hist.to_dict(), "factor": config.rescale_factor,
         "after": measure(config.rescale_factor), "curve": [measure(c) for c in config.rescale_curve],
     }
@@ -263,7 +263,7 @@ def beyond_checks(results: dict) -> list[dict]:
     add("rescaling: function unchanged to 1e-12 (train and test inputs)",
         [max(r["after"]["max_change_train"], r["after"]["max_change_test"]) for r in resc],
         lambda v: v <= 1e-12)
-    add("rescaling: S within 1e-3 of the Sim-LN floor 2", [r["after"]["trace"] for r in resc],
+    add("rescaling: S within 1e-3 of the Sim-LN floor 2", [r["after"]["gn_trace"] for r in resc],
         lambda v: abs(v - sim_ln_trace_floor()) <= 1e-3)
     add("rescaling: test accuracy unchanged", [(r["test_acc"], r["after"]["test_acc"]) for r in resc],
         lambda p: p[0] == p[1])
@@ -294,7 +294,7 @@ class BeyondStudy:
                     f"trace {f['trace']:.2f}, memorization {record['diagnostics']['memorization_index']:.2f} "
                     f"({secs:.0f} s)")
         return (f"[beyond] Sim-LN rescaling  seed {key[1]}: test acc {record['test_acc']:.3f}, "
-                f"S {record['trace']:.2f} -> {record['after']['trace']:.6f} at c = {record['factor']:g} "
+                f"S {record['gn_trace']:.2f} -> {record['after']['gn_trace']:.6f} at c = {record['factor']:g} "
                 f"({secs:.0f} s)")
 
     def assemble(self, records, seconds, seeds, interrupted, wall) -> dict:

@@ -48,6 +48,13 @@ def _band(runs, key):
         return epochs, np.nanmean(vals, 0), np.nanmin(vals, 0), np.nanmax(vals, 0)
 
 
+def _differs(runs) -> bool:
+    """Whether the runs logged a Gauss-Newton term that is not their trace (normalized nets)."""
+    pairs = [(t, g) for r in runs for t, g in zip(r["history"]["trace"], r["history"].get("gn_trace") or [])
+             if t is not None and g is not None]
+    return any(abs(t - g) > 1e-6 * max(1.0, abs(t)) for t, g in pairs)
+
+
 def _methods(results):
     order = [m["name"] for m in results["config"]["methods"]]
     groups = {}
@@ -85,6 +92,10 @@ def curves_figure(results: dict, methods=None, title=None):
             ax.plot(ep[keep], mean[keep], color=color, lw=1.8, label=label)
             if len(runs) > 1:
                 ax.fill_between(ep[keep], lo[keep], hi[keep], color=color, alpha=0.2, lw=0)
+            if key == "trace" and _differs(runs):  # the Gauss-Newton term, where it is not the trace
+                ep2, gn, _, _ = _band(runs, "gn_trace")
+                ok = (ep2 > 0) & np.isfinite(gn) & (gn > 0)
+                ax.plot(ep2[ok], gn[ok], color=color, lw=1.2, ls="--", label=f"{runs[0]['label']}: Gauss-Newton term")
             start = 0
             for epochs, _lr, _rho in specs[name]["phases"][:-1]:
                 start += epochs
@@ -92,7 +103,7 @@ def curves_figure(results: dict, methods=None, title=None):
     floor = results.get("summary", {}).get("trace_floor")
     if floor:
         tag = "4·sqrt(d+1)" if cfg["model"]["arch"] == "bias" else "floor"
-        axes[2].axhline(floor, color="k", ls="--", lw=1.2, label=f"{tag} = {floor:.2f}")
+        axes[2].axhline(floor, color="k", ls="-.", lw=1.2, label=f"interpolators' {tag} = {floor:.2f}")
     for ax, (key, ylabel, logy) in zip(axes, _PANELS):
         ax.set_xscale("log")
         if logy:
@@ -108,7 +119,7 @@ def curves_figure(results: dict, methods=None, title=None):
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylim(min(0.45, axes[0].get_ylim()[0]), 1.02)
     axes[0].legend(loc="lower right", fontsize=9)
-    axes[2].legend(loc="best", fontsize=9)
+    axes[2].legend(loc="best", fontsize=8)
     tag = " (interrupted)" if results.get("interrupted") else ""
     fig.suptitle(f"{title or cfg['title']} — width {cfg['model']['width']}, d = {cfg['model']['d']}, n = {cfg['n']}, "
                  f"preset {cfg['preset']}, seeds {seeds}{tag}", fontsize=11)
@@ -205,11 +216,11 @@ def plot_beyond(results: dict, folder, labels: dict) -> list[Path]:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for r in resc:
             c = np.array([p["c"] for p in r["curve"]])
-            axes[0].loglog(c, [p["trace"] - 2.0 for p in r["curve"]], "o-", label=f"seed {r['seed']}")
+            axes[0].loglog(c, [p["gn_trace"] - 2.0 for p in r["curve"]], "o-", label=f"seed {r['seed']}")
             ch = [max(p["max_change_train"], p["max_change_test"], 1e-17) for p in r["curve"]]
             axes[1].loglog(c, ch, "s-", label=f"seed {r['seed']}: test acc {r['test_acc']:.3f} for every c")
         c = np.array([p["c"] for p in resc[0]["curve"]])
-        axes[0].loglog(c, (resc[0]["trace"] - 2.0) / c**2, "k:", label="(S(1) - 2)/c²")
+        axes[0].loglog(c, (resc[0]["gn_trace"] - 2.0) / c**2, "k:", label="(S(1) - 2)/c²")
         axes[0].axhline(1e-3, color="gray", ls="--", lw=1, label="1e-3")
         axes[0].set(xlabel="c: (W1, b1) <- c·(W1, b1)", ylabel="S - 2 (Sim-LN floor 2)",
                     title="Sim-LN: sharpness falls to the floor")

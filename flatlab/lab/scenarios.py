@@ -104,6 +104,10 @@ def summary_extras(config: ScenarioConfig, runs: list[dict]) -> dict:
         out["trace_floor"] = bias_trace_lower_bound(config.model.d)
     if arch == "sim_ln":
         out["trace_floor"] = sim_ln_trace_floor()
+    if "trace_floor" in out:
+        out["trace_floor_bounds"] = (
+            "Tr ∇²L of every interpolator (f(x_i) = y_i on every training point), where Tr ∇²L equals its "
+            "Gauss-Newton term; a run that does not interpolate exactly can sit below it")
     if arch == "sim_bn":  # Fig. 2b: the top-4 neurons of every run
         out["neuron_table"] = [
             {"method": r["method"], "seed": r["seed"],
@@ -143,8 +147,13 @@ def check_directions(results: dict) -> list[dict]:
         else:
             add("top-4 neurons: each >= 0.9 of squared norm on x1, x2",
                 [min(v) for v in shares], lambda v: v >= 0.9)
+    floor = results.get("summary", {}).get("trace_floor")
+    if floor and not smoke:  # the floor is a theorem about interpolators: only a non-interpolator may be below it
+        rs = [r for r in results["runs"] if r["final"].get("trace") is not None]
+        add(f"every run whose trace is below the floor {floor:.2f} does not interpolate (max |f_i - y_i| > 1e-6)",
+            [(r["method"], r["seed"], r["final"]["trace"], r["final"].get("train_max_residual")) for r in rs],
+            lambda v: v[2] >= floor or (v[3] is not None and v[3] > 1e-6))
     if name == "scenario2" and "gd_wd" in by and "one_sam" in by:
-        floor = results["summary"]["trace_floor"]
         gd = {r["seed"]: r for r in by["gd_wd"]}
         sam = {r["seed"]: r for r in by["one_sam"]}
         seeds = sorted(set(gd) & set(sam))
