@@ -23,7 +23,7 @@ appended when the net has a bias, so ‖x'‖² = ‖x‖² (+ 1).
   relu). Sim-LN, g(h) = W2·h/s with s = ‖h‖: ∂²f/∂z_j² = a'_j² ∂²g/∂h_j² + a''_j ∂g/∂h_j, where
   ∂²g/∂h_j² = (-2 W2_j u_j - W2·u + 3 (W2·u) u_j²)/s² (0 when clamped); for relu the sum is
   f_i (1 - k_i)/s_i² with k_i the number of active neurons. Sim-BN, φ_ij = h_ij/σ_j with
-  σ_j² = c Σ_l h_lj² + eps² over the reference inputs r_l (c = 1/n_ref): with q_j = c Σ_l h_lj a'_lj r'_l,
+  σ_j² = c Σ_l h_lj² + eps² over the reference inputs r_l (c = 1/n_ref, or 1 for the sum statistic): with q_j = c Σ_l h_lj a'_lj r'_l,
   Tr ∇²σ_j = c Σ_l (a'_lj² + h_lj a''_lj)‖r'_l‖²/σ_j - ‖q_j‖²/σ_j³ and
   Tr ∇²φ_ij = a''_ij ‖x'_i‖²/σ_j - 2 a'_ij x'_i·q_j/σ_j³ + 2 h_ij ‖q_j‖²/σ_j⁵ - h_ij Tr ∇²σ_j/σ_j²,
   and Tr_{W1_j} ∇²f_i = W2_j γ_j Tr ∇²φ_ij.
@@ -147,7 +147,7 @@ def second_order_trace(model: nn.Module, X: torch.Tensor, c: torch.Tensor,
     r = activations(P, R, cfg.activation)
     R1 = R if "b1" not in P else torch.cat([R, torch.ones_like(R[:, :1])], 1)
     X1 = X if "b1" not in P else torch.cat([X, torch.ones_like(X[:, :1])], 1)
-    k = 1.0 / R.shape[0]  # the statistic is a mean over the reference inputs
+    k = 1.0 if cfg.bn_stat == "sum" else 1.0 / R.shape[0]  # the statistic's reduction over the reference
     rD2 = torch.zeros_like(r.A) if r.D2 is None else r.D2
     sig = (k * (r.A * r.A).sum(0) + cfg.eps ** 2).sqrt()  # (m,) as in TwoLayerNet.bn_statistic
     Q = k * (r.A * r.D1).T @ R1  # (m, d')

@@ -44,6 +44,7 @@ __all__ = [
 
 ARCHS = ("no_bias", "bias", "sim_bn", "sim_ln", "deep_bias")
 ACTIVATIONS = ("relu", "softplus")
+BN_STATS = ("mean", "sum")  # Sim-BN's statistic over the reference inputs
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ModelConfig:
     depth: int = 2  # number of weight layers; > 2 only for deep_bias
     init_scale: float = 1.0  # multiplies the first layer (W1, b1) at init (Fig. 6a: 0.01)
     gamma_init: float = 1.0  # sim_bn: initial γ (0.447 keeps width 500 stable in probe runs)
+    bn_stat: str = "mean"  # sim_bn: s_j = sqrt(mean_i h_ij² + eps²) ("mean") or sqrt(Σ_i h_ij² + eps²) ("sum")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +108,9 @@ class TwoLayerNet(nn.Module):
         return self._act(pre)
 
     def bn_statistic(self) -> torch.Tensor:
-        """Sim-BN statistic s (m,): sqrt(mean over the reference inputs of h² + eps²).
+        """Sim-BN statistic s (m,): sqrt(mean (``bn_stat="mean"``) or sum (``"sum"``) over the
+        reference inputs of h², + eps²). The two differ by sqrt(n): at a fixed learning rate and
+        ρ they are different training problems (the sum makes every f_i, hence every step, smaller).
 
         The eps² keeps a neuron that is dead on every training point finite.
         """
@@ -115,7 +119,8 @@ class TwoLayerNet(nn.Module):
                 "sim_bn needs its training inputs: pass X_ref to make_model or call model.set_reference(X_train)"
             )
         h = self.hidden(self.reference)
-        return h.pow(2).mean(0).add(self.config.eps**2).sqrt()
+        sq = h.pow(2).sum(0) if self.config.bn_stat == "sum" else h.pow(2).mean(0)
+        return sq.add(self.config.eps**2).sqrt()
 
     def features(self, X: torch.Tensor) -> torch.Tensor:
         """The vector the output layer reads: (n, m)."""
@@ -175,6 +180,7 @@ def make_model(
     eps: float = 1e-6,
     depth: int | None = None,
     gamma_init: float = 1.0,
+    bn_stat: str = "mean",
     X_ref: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> nn.Module:
@@ -183,7 +189,8 @@ def make_model(
     arch: one of ``no_bias``, ``bias``, ``sim_bn``, ``sim_ln``, ``deep_bias``.
     Weights: W1, b1 ~ U(±1/sqrt(d))·init_scale, W2 ~ U(±1/sqrt(width)) (PyTorch's
     default ``nn.Linear`` ranges), γ = gamma_init. ``X_ref`` (n, d) are the training
-    inputs whose statistic Sim-BN uses; it is required for ``sim_bn``.
+    inputs whose statistic Sim-BN uses; it is required for ``sim_bn``; ``bn_stat`` (``"mean"``
+    or ``"sum"``) is that statistic's reduction over them.
 
     >>> model = make_model("bias", d=30, width=500, seed=0)
     >>> model(torch.zeros(2, 30)).shape
@@ -205,9 +212,11 @@ def make_model(
         raise ValueError(f"depth must be an int >= 3 for deep_bias, got {depth!r}")
     if arch != "deep_bias" and depth != 2:
         raise ValueError(f"depth must be 2 for arch {arch!r} (use arch='deep_bias' for deeper nets), got {depth!r}")
+    if bn_stat not in BN_STATS:
+        raise ValueError(f"bn_stat must be one of {BN_STATS}, got {bn_stat!r}")
     if dtype not in (torch.float64, torch.float32):
         raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
-    config = ModelConfig(arch, d, width, activation, float(eps), depth, float(init_scale), float(gamma_init))
+    config = ModelConfig(arch, d, width, activation, float(eps), depth, float(init_scale), float(gamma_init), bn_stat)
     g = as_generator(seed)
     model = (DeepBiasNet if arch == "deep_bias" else TwoLayerNet)(config, g, dtype)
     if arch == "sim_bn":
@@ -229,7 +238,7 @@ def build_model(config: ModelConfig | dict, *, seed: int | torch.Generator, X_re
     return make_model(
         config.arch, config.d, config.width, seed=seed, init_scale=config.init_scale,
         activation=config.activation, eps=config.eps, depth=config.depth,
-        gamma_init=config.gamma_init, X_ref=X_ref, dtype=dtype,
+        gamma_init=config.gamma_init, bn_stat=config.bn_stat, X_ref=X_ref, dtype=dtype,
     )
 
 

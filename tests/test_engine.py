@@ -55,6 +55,26 @@ def test_one_sam_engine_matches_torch_reference(data, arch, project_norm):
         assert first_layer_norm(model) == pytest.approx(project_norm, rel=1e-12)
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_one_sam_engine_sim_bn_sum_statistic_matches_torch_reference(data, weight_decay):
+    """The Sim-BN kernel with the sum statistic sqrt(Σ_i h_i² + eps²) against the torch reference."""
+    model = _model("sim_bn", data, bn_stat="sum")
+    arrays = _arrays(model)
+    orders = epoch_orders(N, 50, torch.Generator().manual_seed(2))
+    for order in orders:
+        one_sam_epoch(model, data.X_train, data.y_train, 0.05, 0.3, order, weight_decay=weight_decay)
+    engine.one_sam(arrays, "sim_bn", data.X_train.numpy(), data.y_train.numpy(), orders.numpy(), 0.05, 0.3,
+                   weight_decay=weight_decay, eps=model.config.eps, bn_stat="sum")
+    assert _max_diff(model, arrays) < 1e-10 and _max_diff(_model("sim_bn", data, bn_stat="sum"), arrays) > 1e-3
+    mean = _arrays(_model("sim_bn", data))  # the mean statistic is a different trajectory
+    engine.one_sam(mean, "sim_bn", data.X_train.numpy(), data.y_train.numpy(), orders.numpy(), 0.05, 0.3,
+                   weight_decay=weight_decay, eps=model.config.eps)
+    assert _max_diff(model, mean) > 1e-3
+    with pytest.raises(ValueError, match="bn_stat"):
+        engine.one_sam(mean, "sim_bn", data.X_train.numpy(), data.y_train.numpy(), orders.numpy(), 0.05, 0.3,
+                       bn_stat="median")
+
+
 @pytest.mark.parametrize("arch", ["bias", "sim_bn"])
 def test_one_sam_engine_weight_decay(data, arch):
     model = _model(arch, data)

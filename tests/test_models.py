@@ -3,6 +3,7 @@ import torch
 
 from flatlab.data import xor_parity
 from flatlab.models import (
+    build_model,
     flatten_params,
     functional_forward,
     get_params,
@@ -76,6 +77,18 @@ def test_sim_bn_uses_training_statistic_for_test_points():
     assert not torch.allclose(model(Xt), other(Xt))
 
 
+def test_sim_bn_statistics_mean_and_sum():
+    X, _ = xor_parity(12, 5, seed=3)
+    mean = make_model("sim_bn", 5, 7, seed=0, X_ref=X)
+    total = make_model("sim_bn", 5, 7, seed=0, X_ref=X, bn_stat="sum")
+    h = mean.hidden(X)
+    eps2 = mean.config.eps ** 2
+    assert torch.allclose(mean.bn_statistic(), (h.pow(2).sum(0) / 12 + eps2).sqrt(), rtol=1e-14)
+    assert torch.allclose(total.bn_statistic(), (h.pow(2).sum(0) + eps2).sqrt(), rtol=1e-14)
+    assert torch.allclose(total(X) * 12 ** 0.5, mean(X), rtol=1e-9)  # same weights: f differs by sqrt(n)
+    assert build_model(total.config, seed=0, X_ref=X).config.bn_stat == "sum"
+
+
 def test_sim_ln_is_invariant_to_first_layer_scale():
     model, X, _ = build("sim_ln")
     before = model(X).detach()
@@ -114,6 +127,7 @@ def test_deep_bias_depth():
         (dict(init_scale=0.0), "init_scale must be"),
         (dict(arch="sim_bn"), "X_ref must be given"),
         (dict(depth=3), "depth must be 2"),
+        (dict(bn_stat="max"), "bn_stat must be one of"),
     ],
 )
 def test_bad_arguments(kwargs, match):

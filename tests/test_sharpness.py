@@ -105,12 +105,16 @@ def test_exact_trace_equals_independent_hessian_and_eigvalsh_sum(case, loss):
     assert abs(chunked - tr) <= 1e-13 * scale
 
 
-CLOSED = ["no_bias", "bias", "sim_bn", "sim_ln", "softplus", "sim_ln_softplus", "sim_bn_softplus", "deep_bias"]
+CLOSED = ["no_bias", "bias", "sim_bn", "sim_ln", "softplus", "sim_ln_softplus", "sim_bn_softplus", "sim_bn_sum",
+          "deep_bias"]
 
 
 def build_closed(case, seed=0, perturb=0.3):
     """``build`` plus softplus Sim-LN / Sim-BN, with weights moved off the init (so no symmetry helps)."""
-    if case.endswith("_softplus") and case != "softplus":
+    if case == "sim_bn_sum":
+        X, y = xor_parity(10, 4, seed=seed + 50)
+        model = make_model("sim_bn", 4, 6, seed=seed, X_ref=X, bn_stat="sum")
+    elif case.endswith("_softplus") and case != "softplus":
         X, y = xor_parity(10, 4, seed=seed + 50)
         arch = case[: -len("_softplus")]
         model = make_model(arch, 4, 6, seed=seed, activation="softplus", **({"X_ref": X} if arch == "sim_bn" else {}))

@@ -23,7 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
 
 __all__ = ["plot_results", "plot_curves", "curves_figure", "plot_neurons", "plot_beyond", "plot_sweep", "COLORS"]
 
@@ -117,6 +117,9 @@ def curves_figure(results: dict, methods=None, title=None):
             ylabel = "test sign accuracy"
         ax.set_ylabel(ylabel + (f" ({cfg.get('loss', 'mse')})" if key == "train_loss" else ""))
         ax.grid(True, which="major", alpha=0.3)
+    lo, hi = axes[2].get_ylim()
+    if lo > 0 and hi / lo > 20:  # many decades: minor labels would overlap
+        axes[2].yaxis.set_minor_formatter(NullFormatter())
     axes[0].set_ylim(min(0.45, axes[0].get_ylim()[0]), 1.02)
     axes[0].legend(loc="lower right", fontsize=9)
     axes[2].legend(loc="best", fontsize=8)

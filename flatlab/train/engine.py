@@ -315,7 +315,7 @@ def _bn_neuron(w, b, XrT, Xr, zr, v):
 
 
 @njit(cache=True, fastmath=False)
-def _one_sam_bn_kernel(W1, b1, gamma, W2, X, y, Xr, order, lr, rho, wd, proj, eps):
+def _one_sam_bn_kernel(W1, b1, gamma, W2, X, y, Xr, order, lr, rho, wd, proj, eps, sub):
     m, d = W1.shape
     nr = Xr.shape[0]
     XrT = np.ascontiguousarray(Xr.T)
@@ -328,8 +328,7 @@ def _one_sam_bn_kernel(W1, b1, gamma, W2, X, y, Xr, order, lr, rho, wd, proj, ep
     da = np.empty(m)  # ∂φ_j/∂W2_j
     act = np.empty(m, np.int64)
     live = np.zeros(m, np.bool_)
-    wt = np.empty(d)
-    sub = 1.0 / nr
+    wt = np.empty(d)  # sub: 1/n_ref for the mean statistic, 1 for the sum
     for t in range(order.shape[0]):
         k = order[t]
         x = X[k]
@@ -455,12 +454,14 @@ def _rates(lr, rho, weight_decay, project_norm):
 def one_sam(
     params: dict, arch: str, X, y, order, lr: float, rho: float, *,
     weight_decay: float = 0.0, project_norm: float | None = None, eps: float = 1e-6, X_ref=None,
+    bn_stat: str = "mean",
 ) -> dict:
     """Run 1-SAM over the example indices ``order`` (flat, any length), updating ``params`` in place.
 
     params: {"W1": (m, d), "b1": (m,) unless no_bias, "gamma": (m,) for sim_bn, "W2": (m,)},
     C-contiguous float64 numpy arrays. X: (n, d), y: (n,). ``X_ref`` (n_ref, d): the
-    Sim-BN reference inputs (default X). ``eps``: the model's ``config.eps``.
+    Sim-BN reference inputs (default X). ``eps``, ``bn_stat``: the model's ``config.eps`` and
+    ``config.bn_stat`` (Sim-BN: ``"mean"`` or ``"sum"`` over the reference inputs).
     Returns ``params``.
     """
     W1, b1, W2, X, y, has_bias = _check(params, arch, X, y, "one_sam")
@@ -473,7 +474,10 @@ def one_sam(
         Xr = X if X_ref is None else np.ascontiguousarray(X_ref, dtype=np.float64)
         if Xr.ndim != 2 or Xr.shape[1] != X.shape[1]:
             raise ValueError(f"X_ref must have shape (n_ref, {X.shape[1]}), got {Xr.shape}")
-        _one_sam_bn_kernel(W1, b1, gamma, W2, X, y, Xr, order, lr, rho, weight_decay, proj, eps)
+        if bn_stat not in ("mean", "sum"):
+            raise ValueError(f"bn_stat must be 'mean' or 'sum', got {bn_stat!r}")
+        sub = 1.0 if bn_stat == "sum" else 1.0 / Xr.shape[0]
+        _one_sam_bn_kernel(W1, b1, gamma, W2, X, y, Xr, order, lr, rho, weight_decay, proj, eps, sub)
         return params
     W1T = np.ascontiguousarray(W1.T)
     _one_sam_kernel(W1T, b1, W2, X, y, order, lr, rho, weight_decay, proj, has_bias, arch == "sim_ln", eps)

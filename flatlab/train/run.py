@@ -105,7 +105,7 @@ def _segments(model, data: Dataset, config: TrainConfig, backend: str):
             if kernel is not None:
                 engine.one_sam(arrays, arch, Xn, yn, orders.numpy(), phase.lr, rho,
                                weight_decay=config.weight_decay, project_norm=config.project_norm,
-                               eps=eps, X_ref=X_ref)
+                               eps=eps, X_ref=X_ref, bn_stat=model.config.bn_stat)
             else:
                 for order in orders:
                     minibatch_epoch(model, X, y, phase.lr, rho, order, config.loss, batch_size=bs,
