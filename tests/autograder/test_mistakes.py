@@ -410,3 +410,54 @@ def test_class_report_counts_diagnosed_mistakes_per_task(diagnosed):
     m = {(x["task"], x["mistake"]): x for x in a["mistakes"]}
     assert m[("hwmis.square", "cubed")]["text"] == "square returns x cubed: the exponent is 2, not 3"
     assert m[("hwmis.square", "cubed")]["count"] == 2 and m[("hwmis.square", "cubed")]["students"] == 1
+
+
+def test_gradescope_zip_carries_the_mistakes_and_its_grader_diagnoses(mis_built, tmp_path):
+    import zipfile
+
+    from autograder import gradescope
+    root, nb, bundles = mis_built
+    z = gradescope.make_zip("hwmis", bundles, tmp_path / "zip")
+    with zipfile.ZipFile(z) as f:
+        b = json.loads(f.read("bundle/hwmis/bundle.json"))
+        wheel = next(n for n in f.namelist() if n.endswith(".whl"))
+        f.extract(wheel, tmp_path)
+    assert [m["name"] for m in b["mistakes"]][:1] == ["cubed"] and b["reference"]
+    with zipfile.ZipFile(tmp_path / wheel) as w:  # the diagnosis server ships with the grader
+        assert {"autograder/diagnose.py", "autograder/_diagnose.py"} <= set(w.namelist())
+    # run_autograder's grading step on a fake /autograder tree, with the zip's bundle
+    gs = tmp_path / "autograder"
+    (gs / "source" / "bundle" / "hwmis").mkdir(parents=True)
+    (gs / "source" / "bundle" / "hwmis" / "bundle.json").write_text(json.dumps(b))
+    (gs / "submission").mkdir()
+    make_submission(nb, {"hwmis.square": "def square(x):\n    return abs(x)\n"}, path=gs / "submission" / "hwmis.ipynb")
+    res = gradescope.run(gs, "hwmis")
+    square = [t for t in res["tests"] if "square" in t["name"]]
+    assert square and all(t["status"] == "failed" for t in square)
+    assert all("This looks like a known mistake: square returns |x|" in t["output"] for t in square), square
+
+
+@pytest.mark.slow
+def test_course_mistakes(tmp_path):
+    """CI: `python -m autograder mistakes` on the real course hw0..hw6, with its thresholds: every
+    task has >= 3 registered mistakes, each loses points on its own task only, >= 80% of each
+    assignment's are caught informatively by its self-checks, >= 100 in all."""
+    import subprocess
+    import sys
+    sources = sorted((REPO / "solutions").glob("hw*.py"))
+    assert [p.stem for p in sources] == [f"hw{i}" for i in range(7)]
+    (tmp_path / "solutions").mkdir()
+    for p in sources:
+        shutil.copy(p, tmp_path / "solutions" / p.name)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "autograder", *map(str, args)], cwd=REPO, env=env,
+                                       capture_output=True, text=True, timeout=1800)
+    b = run("build", "--solutions", tmp_path / "solutions", "--out", tmp_path / "a", "--bundles", tmp_path / "b",
+            "--notebooks", tmp_path / "nb")
+    assert b.returncode == 0, b.stderr
+    r = run("mistakes", "--solutions", tmp_path / "solutions", "--bundles", tmp_path / "b", "--jobs", "2",
+            "--json", tmp_path / "mistakes.json")
+    assert r.returncode == 0, f"{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
+    rep = json.loads((tmp_path / "mistakes.json").read_text())
+    assert rep["ok"] and rep["full_course"] and rep["totals"]["mistakes"] >= 100
+    assert {a["assignment"] for a in rep["assignments"]} == {p.stem for p in sources}
