@@ -24,6 +24,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -31,10 +32,10 @@ from pathlib import Path
 import nbformat
 
 from . import restrict
-from .notebook import MARKERS, Assignment, cell_meta, parse_source, read_source, solution_regions, submission_cells
+from .notebook import HIDDEN_ROLES, MARKERS, Assignment, cell_meta, parse_source, read_source, solution_regions, submission_cells
 
-__all__ = ["grade_id", "nbgrader_meta", "rules_markdown", "autograder_cell_text", "nbgrader_cells", "student_notebook", "bundle_dict",
-           "find_leaks", "build_one", "write_atomic", "main"]
+__all__ = ["STUB_WIDTH", "points_text", "raise_lines", "grade_id", "nbgrader_meta", "rules_markdown", "autograder_cell_text", "nbgrader_cells", "student_notebook", "bundle_dict",
+           "find_leaks", "mistake_leaks", "solution_notebook", "build_one", "write_atomic", "main"]
 
 BUNDLE_FORMAT = 1
 _MD_BEGIN, _MD_END = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
@@ -57,24 +58,62 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
         raise
 
 
-def _stub(source: str, task_id: str, summary: str, experiment: bool, index: int) -> str:
+STUB_WIDTH = 88  # longest generated stub line (JupyterLab's default ruler)
+
+
+def points_text(points: float) -> str:
+    """``3 points``, ``1 point``, ``2.5 points``."""
+    return f"{points:g} point" + ("" if points == 1 else "s")
+
+
+def raise_lines(indent: str, message: str, width: int = STUB_WIDTH) -> list[str]:
+    """``raise NotImplementedError("<message>")``, wrapped over lines of at most ``width``
+    characters where it is longer (implicit string concatenation inside the parentheses,
+    continuation lines aligned after the opening parenthesis; a single word longer than a
+    line stays whole)."""
+    lead = indent + "raise NotImplementedError("
+    one = lead + json.dumps(message, ensure_ascii=False) + ")"
+    if len(one) <= width:
+        return [one]
+    pieces = re.findall(r"\S+\s*|\s+", message)
+    pad = " " * len(lead)
+    lines, cur = [], ""
+    for k, piece in enumerate(pieces):
+        last = k == len(pieces) - 1
+        room = width - len(lead if not lines else pad) - (1 if last else 0)
+        if cur and len(json.dumps(cur + piece, ensure_ascii=False)) > room:
+            lines.append(cur)
+            cur = piece
+        else:
+            cur += piece
+    lines.append(cur)
+    out = [(lead if i == 0 else pad) + json.dumps(x, ensure_ascii=False) for i, x in enumerate(lines)]
+    out[-1] += ")"
+    return out
+
+
+def _stub(source: str, task_id: str, summary: str, experiment: bool, index: int,
+          points: float | None = None) -> str:
     lines = source.split("\n")
     for begin, end, indent, keep in reversed(solution_regions(source, index)):
         if keep:
             new = lines[begin + 1:end]
         else:
-            todo = f"# TODO: Task {task_id}" + (" (uses your functions above)" if experiment else "")
-            msg = json.dumps(f"Task {task_id}: {summary}", ensure_ascii=False)
-            new = [indent + todo, indent + f"raise NotImplementedError({msg})"]
+            todo = f"# TODO: Task {task_id}" + (" (uses your functions above)" if experiment else
+                                                 f" ({points_text(points)})" if points is not None else "")
+            new = [indent + todo, *raise_lines(indent, f"Task {task_id}: {summary}")]
         lines[begin:end + 1] = new
     return "\n".join(lines)
 
 
-def _manual_stub(source: str) -> str:
+def _manual_stub(source: str, points: float | None = None) -> str:
+    note = f"*({points_text(points)}, graded by hand)*" if points is not None else ""
     if _MD_BEGIN not in source:
-        return source
+        return source.rstrip() + (f"\n\n{note}" if note else "")
     head, rest = source.split(_MD_BEGIN, 1)
     tail = rest.split(_MD_END, 1)[1]
+    if note:
+        head = head.rstrip() + f"\n\n{note}\n\n"
     return head + "_Your answer here._" + tail
 
 
@@ -191,7 +230,7 @@ def student_notebook(nb, asg: Assignment, unavailable: dict | None = None):
             new.metadata = {"deletable": False, "editable": False, "nbgrader": nbg[i]}
             out.cells.append(new)
             continue
-        if role == "hidden_test" or cell.cell_type not in ("code", "markdown"):
+        if role in HIDDEN_ROLES or cell.cell_type not in ("code", "markdown"):
             continue
         keep_meta = {"role": role} if role else {}
         if meta.get("id") and role in ("task", "public_test", "manual", "experiment"):
@@ -199,13 +238,14 @@ def student_notebook(nb, asg: Assignment, unavailable: dict | None = None):
         src = cell.source
         if cell.cell_type == "code":
             if role == "task":
-                src = _stub(src, meta["id"], summaries[meta["id"]], False, i)
+                src = _stub(src, meta["id"], summaries[meta["id"]], False, i, asg.task(meta["id"]).points)
             elif role == "experiment":
                 eid = meta.get("id") or f"{asg.name}.experiment"
                 src = _stub(src, eid, "run this once your functions above work", True, i)
             new = nbformat.v4.new_code_cell(src)
         else:
-            new = nbformat.v4.new_markdown_cell(_manual_stub(src) if role == "manual" else src)
+            manual = {q.id: q.points for q in asg.manual}
+            new = nbformat.v4.new_markdown_cell(_manual_stub(src, manual[meta["id"]]) if role == "manual" else src)
         new.id = cell.get("id") or f"cell-{i}"
         new.metadata = {"flatlab": keep_meta} if keep_meta else {}
         if i in nbg:
@@ -216,7 +256,7 @@ def student_notebook(nb, asg: Assignment, unavailable: dict | None = None):
     return out
 
 
-def bundle_dict(asg: Assignment, source_text: str, unavailable: dict | None = None) -> dict:
+def bundle_dict(asg: Assignment, source_text: str, unavailable: dict | None = None, source_nb=None) -> dict:
     """The grading bundle: everything the trusted grader needs, nothing the student sees."""
     pts = asg.test_points()
     unavailable = unavailable or {"removed": [], "collateral": []}
@@ -239,7 +279,26 @@ def bundle_dict(asg: Assignment, source_text: str, unavailable: dict | None = No
         ],
         "hidden": [{"task": tid, "source": src} for tid, src in asg.hidden_sources],
         "setup": list(asg.setup),
+        # registered wrong versions of the tasks' functions (FORMAT.md "Known mistakes"), and
+        # the reference solution's graded cells they run after when a hidden test is diagnosed
+        "mistakes": [{"task": m.task, "name": m.name, "feedback": m.feedback, "source": m.source}
+                     for m in asg.mistakes],
+        "reference": _reference_cells(source_nb) if asg.mistakes and source_nb is not None else [],
     }
+
+
+def _reference_cells(source_nb) -> list[str]:
+    """The reference solution's graded cells (setup and task cells, solutions in), in order."""
+    asg = parse_source(source_nb)
+    return [src for _, src in submission_cells(source_nb, asg)[0]]
+
+
+def solution_notebook(nb):
+    """The solution notebook ``build/solutions/hwN.ipynb``: the source without its mistake cells
+    (they are never run as part of the solution), every other cell and id as in the source."""
+    out = copy.deepcopy(nb)
+    out.cells = [c for c in out.cells if not (c.cell_type == "code" and cell_meta(c).get("role") == "mistake")]
+    return out
 
 
 def _solution_lines(nb) -> set[str]:
@@ -261,9 +320,53 @@ def _solution_lines(nb) -> set[str]:
             ans, tail = rest.split(_MD_END, 1)
             inside.update(x.strip() for x in ans.split("\n"))
             outside.update(x.strip() for x in (head + tail).split("\n"))
-        elif role != "hidden_test":
+        elif role not in HIDDEN_ROLES:
             outside.update(x.strip() for x in lines)
     return {x for x in inside - outside if len(x) >= 8 and not x.startswith("#")}
+
+
+def _visible_source(nb) -> tuple[set[str], set[str]]:
+    """(stripped lines, names defined) of what a student sees of a source: every cell but
+    hidden tests and mistakes, solution regions left out."""
+    lines, names = set(), set()
+    for i, cell in enumerate(nb.cells):
+        role = cell_meta(cell).get("role")
+        if role in HIDDEN_ROLES:
+            continue
+        src_lines = cell.source.split("\n")
+        if cell.cell_type == "code" and role in ("task", "experiment"):
+            mask = set()
+            for b, e, _, keep in solution_regions(cell.source, i):
+                if not keep:
+                    mask.update(range(b, e + 1))
+            src_lines = [ln for k, ln in enumerate(src_lines) if k not in mask]
+        lines.update(ln.strip() for ln in src_lines)
+        names.update(re.findall(r"^\s*def\s+([A-Za-z_]\w*)", "\n".join(src_lines), re.M))
+    return lines, names
+
+
+def mistake_leaks(visible_lines: set[str], student_text: str, source_nb, asg: Assignment) -> list[str]:
+    """What of the registered mistakes appears in a student notebook: a mistake cell's
+    distinctive lines (>= 8 characters, not comments, appearing nowhere a student sees in the
+    source), the helpers it defines under names of its own, and its feedback sentence (unless
+    the source shows it to students anyway)."""
+    if not asg.mistakes:
+        return []
+    seen_lines, seen_names = _visible_source(source_nb)
+    out = []
+    for mk in asg.mistakes:
+        tag = f"{mk.task}/{mk.name}"
+        for ln in mk.source.split("\n"):
+            s = ln.strip()
+            if len(s) >= 8 and not s.startswith("#") and s not in seen_lines and s in visible_lines:
+                out.append(f"mistake {tag} line {s!r}")
+        for fn in re.findall(r"^\s*def\s+([A-Za-z_]\w*)", mk.source, re.M):
+            if fn not in seen_names and re.search(rf"\bdef\s+{re.escape(fn)}\s*\(", student_text):
+                out.append(f"mistake {tag} helper {fn}")
+        shown = any(mk.feedback in c.source for c in source_nb.cells if cell_meta(c).get("role") not in HIDDEN_ROLES)
+        if not shown and (mk.feedback in student_text or json.dumps(mk.feedback)[1:-1] in student_text):
+            out.append(f"mistake {tag} feedback")
+    return out
 
 
 def find_leaks(student_text: str, source_nb, asg: Assignment) -> list[str]:
@@ -278,6 +381,10 @@ def find_leaks(student_text: str, source_nb, asg: Assignment) -> list[str]:
             if len(s) >= 25 and not s.startswith(("#", '"""', "import ", "from ")) and s in visible:
                 leaks.append(f"hidden-test line {s!r}")
     leaks += [f"solution line {ln!r}" for ln in sorted(_solution_lines(source_nb)) if ln in visible]
+    cells = nbformat.reads(student_text, as_version=4).cells
+    leaks += [f"mistake cell {i}" for i, c in enumerate(cells) if cell_meta(c).get("role") == "mistake"]
+    text = "\n".join(c.source for c in cells)
+    leaks += mistake_leaks(visible, text, source_nb, asg)
     return leaks
 
 
@@ -308,8 +415,10 @@ def build_one(source: Path, out_dir: Path | None, bundles: Path | None,
         raise ValueError(f"{source}: the student notebook would leak: {'; '.join(leaks[:5])}")
     if notebooks is not None:
         nbformat.validate(nb)
-        write_atomic(Path(notebooks) / f"{asg.name}.ipynb", nbformat.writes(nb) + "\n")
-    bundle = bundle_dict(asg, source_text, unavailable)
+        sol = solution_notebook(nb)
+        nbformat.validate(sol)
+        write_atomic(Path(notebooks) / f"{asg.name}.ipynb", nbformat.writes(sol) + "\n")
+    bundle = bundle_dict(asg, source_text, unavailable, nb)
     if out_dir is not None:
         write_atomic(Path(out_dir) / f"{asg.name}.ipynb", text)
     if bundles is not None:
