@@ -284,6 +284,14 @@ def memorizing_solution(X, y, eps=0.1):
     return {"W1": a[:, None] * w / eps, "b1": a * (eps - (w * X).sum(1)) / eps, "W2": torch.sqrt(y.abs() / r)}
 
 
+# %% flatlab={"feedback": "the neuron directions are x_i, not the unit vectors w_i = x_i/||x_i||: the weights differ from Theorem 4.1's (and the margin changes with ||x_i||)", "id": "hw4.memorizing", "name": "unnormalized_direction", "role": "mistake"}
+def memorizing_solution(X, y, eps=0.1):
+    r = torch.sqrt(X.pow(2).sum(1) + 1)
+    a = torch.sqrt(r * y.abs())
+    return {"W1": a[:, None] * X / eps, "b1": a * (eps - X.pow(2).sum(1)) / eps,
+            "W2": torch.sign(y) * torch.sqrt(y.abs() / r)}
+
+
 # %% [markdown]
 # ## 3. The generalizing flattest solution (Proposition 4.2; task `hw4.generalizing`, 3 points)
 #
