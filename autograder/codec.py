@@ -27,7 +27,7 @@ MAX_MESSAGE = 256 * 2**20  # bytes: a reply larger than this is a protocol error
 _DTYPES = {np.dtype(t).str for t in (
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "float32", "float64", "complex64", "complex128")}
-_MODEL_KEYS = {"arch", "d", "width", "activation", "eps", "depth", "init_scale", "gamma_init"}
+_MODEL_KEYS = {"arch", "d", "width", "activation", "eps", "depth", "init_scale", "gamma_init", "bn_stat"}
 
 
 class EncodeError(TypeError):

@@ -52,6 +52,18 @@ def test_models_roundtrip_with_weights_and_reference(arch):
     assert set(plain["params"]) == set(dict(model.named_parameters()))
 
 
+def test_the_codec_knows_every_model_config_field():
+    """The codec lists ModelConfig's fields itself (the fork server never imports flatlab): keep them equal."""
+    import dataclasses
+
+    from autograder.codec import _MODEL_KEYS
+    assert _MODEL_KEYS == {f.name for f in dataclasses.fields(flatlab.models.ModelConfig)}
+    X, _ = flatlab.xor_parity(9, 4, seed=1)
+    model = flatlab.make_model("sim_bn", 4, 5, seed=3, X_ref=X, bn_stat="sum")
+    back = roundtrip(model, models=True)
+    assert back.config.bn_stat == "sum" and torch.equal(back(X), model(X))
+
+
 class Liar:
     def __eq__(self, other):
         return True
