@@ -40,7 +40,12 @@ def test_paper_presets_follow_table_2():
     for name in E.SCENARIOS:
         assert E.get_config(name, "paper").model.width == 500
     bn = E.get_config("scenario1-bn", "paper")
-    assert bn.methods[0].model_config(bn.model).gamma_init == pytest.approx(0.447) and "collapses" in bn.notes
+    (sam,) = bn.methods
+    assert sam.phases == ((100_000, 0.005, 0.1), (100_000, 0.003, 1.0)) and sam.weight_decay == 0.0
+    mc = sam.model_config(bn.model)
+    assert mc.bn_stat == "sum" and mc.gamma_init == 1.0 and "Table 2 exactly" in bn.notes and "'sum'" in bn.notes
+    quick = E.get_config("scenario1-bn", "quick")
+    assert quick.methods[0].model_config(quick.model).bn_stat == "mean" and "mean" in quick.notes
 
 
 def test_bad_names():
