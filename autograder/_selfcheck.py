@@ -4,8 +4,8 @@ It runs an assignment's solution notebook the way a student runs it on a laptop,
 full flatlab: setup, task and public_test cells in order (experiment, hidden_test, mistake and
 markdown cells skipped), recording each public_test cell's outcome. Each registered mistake
 is tried in a fork taken just before its task cell runs: the child runs that cell with the
-mistake's source appended (the variant replaces the function) and every later cell, reports
-its outcomes and exits; the parent then runs the reference cell and goes on. So the cells
+mistake's source appended (the variant replaces the function) and every later cell up to the
+task's last self-check, reports its outcomes and exits; the parent then runs the reference cell and goes on. So the cells
 before a task run once for all of its mistakes, and a mistake never leaks into another run.
 
 Protocol: a JSON request on stdin ``{"cells": [{"role", "id", "source"}], "mistakes": [{"key",
@@ -32,12 +32,13 @@ def _outcome(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, str(exc)[:_MAX_MESSAGE]
 
 
-def _run_cells(cells, start: int, ns: dict, extra: tuple[str, str] | None, run: dict, forks=None) -> None:
-    """Run ``cells[start:]`` in ``ns``; ``extra`` = (task id, source appended to that task's cell).
-    ``forks(index)`` is called before each task cell (the parent's hook to try its mistakes)."""
+def _run_cells(cells, start: int, ns: dict, extra: tuple[str, str] | None, run: dict, forks=None,
+               stop: int | None = None) -> None:
+    """Run ``cells[start:stop]`` in ``ns``; ``extra`` = (task id, source appended to that task's
+    cell). ``forks(index)`` is called before each task cell (the parent's hook to try its mistakes)."""
     from autograder.notebook import strip_magics
 
-    for k in range(start, len(cells)):
+    for k in range(start, len(cells) if stop is None else stop):
         cell = cells[k]
         role, tid, src = cell["role"], cell.get("id"), cell["source"]
         if role not in ("code", "task", "public_test"):
@@ -72,7 +73,11 @@ def _try_mistake(cells, k: int, ns: dict, mistake: dict, timeout: float) -> dict
             os.close(r)
             os.setpgid(0, 0)
             run = _new_run()
-            _run_cells(cells, k, ns, (mistake["task"], mistake["source"]), run)
+            # up to the task's last self-check: later cells cannot change its outcome
+            mine = [i for i, c in enumerate(cells) if i > k and c["role"] == "public_test"
+                    and c.get("id") == mistake["task"]]
+            _run_cells(cells, k, ns, (mistake["task"], mistake["source"]), run,
+                       stop=mine[-1] + 1 if mine else None)
             data = json.dumps(run).encode()
             with os.fdopen(w, "wb") as f:
                 f.write(data)

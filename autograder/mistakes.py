@@ -200,7 +200,9 @@ def check_assignment(source: Path, bundles: Path, config=None, *, selfcheck_time
         verdict = (_selfcheck_verdict(checks["mistakes"][_key(m)], m.task) if "mistakes" in checks
                    else {"caught": False, "informative": False, "check": "self-check not run", "type": "",
                          "message": ""})
+        run_ = checks.get("mistakes", {}).get(_key(m), {})
         rows.append({"task": m.task, "name": m.name, "feedback": m.feedback, "status": r["status"],
+                     "self_checks": [c for c in run_.get("checks", []) if c["id"] == m.task],
                      "points": asg.task(m.task).points, "lost_task": round(lost_task, 6),
                      "lost_elsewhere": round(lost_else, 6),
                      "lost_where": sorted(k for k in ref_scores if k != m.task

@@ -83,7 +83,7 @@ def test_report_command_on_real_results(graded, tmp_path, capsys):
     assert tasks["hwfix.mse"]["mean"] == pytest.approx(6 / 6) and tasks["hwfix.mse"]["full_marks"] == pytest.approx(2 / 6)
     assert a["failure_kinds"]["not_implemented"] == 6 and a["failure_kinds"]["invalid"] == 6
     assert a["failure_kinds"]["forbidden"] == 2
-    assert a["mistakes"] is None  # the grader does not match mistakes (yet): said so, not an error
+    assert a["mistakes"] is None  # hwfix registers no mistakes: said so, not an error
     flags = {(f["student"], f["kind"]) for f in a["review"]}
     assert {("zed", "status invalid"), ("cyd", "forbidden")} <= flags
     assert [s["student"] for s in a["slowest"]][0] == "dee"  # the one that timed out

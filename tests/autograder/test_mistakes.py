@@ -248,6 +248,8 @@ def test_command_reports_correct_mistakes(tmp_path, capsys):
     cubed = rows[("hwmis.square", "cubed")]
     assert cubed["lost_task"] == 2 and cubed["lost_elsewhere"] == 0 and cubed["caught"] and cubed["informative"]
     assert "square([1, -2, 3]) returned" in cubed["check"]
+    (check,) = cubed["self_checks"]  # each public_test cell of the task: its outcome
+    assert not check["passed"] and check["type"] == "AssertionError" and "returned [ 1. -8. 27.]" in check["message"]
     assert rows[("hwmis.mse", "not_squared")]["lost_task"] == 3
     assert all(x["caught"] and x["informative"] and x["lost_task"] == x["points"] for x in rows.values())
     assert a["tasks"]["hwmis.square"] == {"mistakes": 3, "caught": 3, "informative": 3, "loses_on_task": 3,
