@@ -125,14 +125,14 @@ def sample_xor(n, d, seed):
     return X, X[:, 0] * X[:, 1]
 
 
-# %% flatlab={"feedback": "the label uses x[1]·x[2] (1-based indices): the paper's x₁x₂ is X[:, 0] * X[:, 1] in 0-based Python", "id": "hw0.sample_xor", "name": "one_based_label", "role": "mistake"}
+# %% flatlab={"feedback": "the label uses x[1]*x[2] (1-based indices): the paper's x1x2 is X[:, 0] * X[:, 1] in 0-based Python", "id": "hw0.sample_xor", "name": "one_based_label", "role": "mistake"}
 def sample_xor(n, d, seed):
     g = torch.Generator().manual_seed(int(seed))
     X = torch.randint(0, 2, (n, d), generator=g).to(torch.float64) * 2 - 1
     return X, X[:, 1] * X[:, 2]
 
 
-# %% flatlab={"feedback": "the entries are 0/1 bits, not ±1: map a bit b to 2b − 1", "id": "hw0.sample_xor", "name": "zero_one_entries", "role": "mistake"}
+# %% flatlab={"feedback": "the entries are 0/1 bits, not +-1: map a bit b to 2b - 1", "id": "hw0.sample_xor", "name": "zero_one_entries", "role": "mistake"}
 def sample_xor(n, d, seed):
     g = torch.Generator().manual_seed(int(seed))
     X = torch.randint(0, 2, (n, d), generator=g).to(torch.float64)
@@ -221,7 +221,7 @@ def mlp_forward(W1, b1, W2, X):
     return (torch.relu(X @ W1.T) + b1) @ W2
 
 
-# %% flatlab={"feedback": "the output averages over the m neurons: f = W2 · h is a sum, with no 1/m", "id": "hw0.forward_mlp", "name": "mean_over_neurons", "role": "mistake"}
+# %% flatlab={"feedback": "the output averages over the m neurons: f = W2 * h is a sum, with no 1/m", "id": "hw0.forward_mlp", "name": "mean_over_neurons", "role": "mistake"}
 def mlp_forward(W1, b1, W2, X):
     return (torch.relu(X @ W1.T + b1) * W2).mean(1)
 
@@ -448,7 +448,7 @@ def test_zero_one_error_float_in_unit_interval(student, rng):
     assert_close(got, 1.0, rtol=1e-12, atol=1e-12)
 
 
-# %% flatlab={"feedback": "y·f < 0 does not count f = 0 as a mistake: the paper's error is Pr(y·f <= 0)", "id": "hw0.zero_one", "name": "strict_less", "role": "mistake"}
+# %% flatlab={"feedback": "y*f < 0 does not count f = 0 as a mistake: the paper's error is Pr(y*f <= 0)", "id": "hw0.zero_one", "name": "strict_less", "role": "mistake"}
 def zero_one_error(f, y):
     return float((y * f < 0).double().mean())
 
@@ -458,7 +458,7 @@ def zero_one_error(f, y):
     return float((y * f <= 0).double().sum())
 
 
-# %% flatlab={"feedback": "this is the accuracy Pr(y·f > 0): the error is one minus it", "id": "hw0.zero_one", "name": "accuracy", "role": "mistake"}
+# %% flatlab={"feedback": "this is the accuracy Pr(y*f > 0): the error is one minus it", "id": "hw0.zero_one", "name": "accuracy", "role": "mistake"}
 def zero_one_error(f, y):
     return float((y * f > 0).double().mean())
 
