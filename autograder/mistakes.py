@@ -169,6 +169,9 @@ def check_assignment(source: Path, bundles: Path, config=None, *, selfcheck_time
         except Exception as e:  # reported as a reason, after grading
             failure.append(str(e))
 
+    if asg.mistakes:  # every mistake fails some test: start the diagnosis server while workers start
+        from .diagnose import diagnoser
+        threading.Thread(target=diagnoser(bundle).warm, daemon=True).start()
     th = threading.Thread(target=run_checks, daemon=True)
     th.start()  # runs while the grader grades (one subprocess; the grader uses --jobs workers)
     with tempfile.TemporaryDirectory(prefix=f"flatlab-mistakes-{asg.name}-") as d:
@@ -197,7 +200,9 @@ def check_assignment(source: Path, bundles: Path, config=None, *, selfcheck_time
         verdict = (_selfcheck_verdict(checks["mistakes"][_key(m)], m.task) if "mistakes" in checks
                    else {"caught": False, "informative": False, "check": "self-check not run", "type": "",
                          "message": ""})
+        run_ = checks.get("mistakes", {}).get(_key(m), {})
         rows.append({"task": m.task, "name": m.name, "feedback": m.feedback, "status": r["status"],
+                     "self_checks": [c for c in run_.get("checks", []) if c["id"] == m.task],
                      "points": asg.task(m.task).points, "lost_task": round(lost_task, 6),
                      "lost_elsewhere": round(lost_else, 6),
                      "lost_where": sorted(k for k in ref_scores if k != m.task

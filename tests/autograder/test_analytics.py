@@ -83,7 +83,7 @@ def test_report_command_on_real_results(graded, tmp_path, capsys):
     assert tasks["hwfix.mse"]["mean"] == pytest.approx(6 / 6) and tasks["hwfix.mse"]["full_marks"] == pytest.approx(2 / 6)
     assert a["failure_kinds"]["not_implemented"] == 6 and a["failure_kinds"]["invalid"] == 6
     assert a["failure_kinds"]["forbidden"] == 2
-    assert a["mistakes"] is None  # the grader does not match mistakes (yet): said so, not an error
+    assert a["mistakes"] is None  # hwfix registers no mistakes: said so, not an error
     flags = {(f["student"], f["kind"]) for f in a["review"]}
     assert {("zed", "status invalid"), ("cyd", "forbidden")} <= flags
     assert [s["student"] for s in a["slowest"]][0] == "dee"  # the one that timed out
@@ -93,6 +93,7 @@ def test_report_command_on_real_results(graded, tmp_path, capsys):
     page = (tmp_path / "rep" / "report.html").read_text()
     for k in SECTIONS:
         assert f'<section id="{k}">' in page
+    assert "<h2>Known mistakes</h2>" in page and "no <code>mistake</code> field" in page
     assert "<script" not in page and "http" not in page.replace('lang="en"', "")  # self-contained
     assert page.count('src="data:image/png;base64,') == 4
 
@@ -149,7 +150,9 @@ def test_tolerates_missing_keys_and_rejects_nothing_to_report(tmp_path, capsys):
             {"name": "test_a", "passed": True}, {"name": "test_b", "passed": False, "mistake": "hwx.t.sign"}]}]}
     a = write_report([r], tmp_path / "one")
     assert a["slowest"] == [] and a["review"] == [] and a["mistakes"] == [
-        {"task": "hwx.t", "mistake": "hwx.t.sign", "text": "hwx.t.sign", "count": 1}]
+        {"task": "hwx.t", "mistake": "hwx.t.sign", "text": "hwx.t.sign", "count": 1, "students": 1}]
+    assert a["known_mistakes"] == [{"task": "hwx.t", "registered": None, "students": 1, "tests": 1,
+                                    "by_mistake": {"hwx.t.sign": 1}}]
     assert a["failure_kinds"] == {"unknown": 1} and a["score"]["stdev"] == 0.0
     with pytest.raises(ValueError, match="no results"):
         analyze([])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -247,6 +248,8 @@ def test_command_reports_correct_mistakes(tmp_path, capsys):
     cubed = rows[("hwmis.square", "cubed")]
     assert cubed["lost_task"] == 2 and cubed["lost_elsewhere"] == 0 and cubed["caught"] and cubed["informative"]
     assert "square([1, -2, 3]) returned" in cubed["check"]
+    (check,) = cubed["self_checks"]  # each public_test cell of the task: its outcome
+    assert not check["passed"] and check["type"] == "AssertionError" and "returned [ 1. -8. 27.]" in check["message"]
     assert rows[("hwmis.mse", "not_squared")]["lost_task"] == 3
     assert all(x["caught"] and x["informative"] and x["lost_task"] == x["points"] for x in rows.values())
     assert a["tasks"]["hwmis.square"] == {"mistakes": 3, "caught": 3, "informative": 3, "loses_on_task": 3,
@@ -312,3 +315,151 @@ def test_command_usage_errors(tmp_path, capsys):
     (tmp_path / "s" / "hwmis.py").write_text(MISFIX.read_text() + "\n")
     assert mistakes_mod.main(["hwmis", "--solutions", str(tmp_path / "s"), "--bundles", str(tmp_path / "b")]) == 2
     assert "run `python -m autograder build` first" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ diagnosis in `grade`
+from agfixtures import make_submission  # noqa: E402
+
+from autograder import diagnose as diagnose_mod  # noqa: E402
+from autograder.class_report import analyze  # noqa: E402
+from autograder.grade import GradingConfig, grade_paths, load_bundle  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def diagnosed(mis_built, tmp_path_factory):
+    root, nb, bundles = mis_built
+    subs = tmp_path_factory.mktemp("mis_subs")
+    good = {"hwmis.square": "def square(x):\n    return x * x\n",
+            "hwmis.mse": "def mse_loss(f, y):\n    return ((f - y) ** 2).mean()\n"}
+    make_submission(nb, good, path=subs / "ada.ipynb")
+    # the registered 'cubed' and 'not_squared', written the student's own way
+    make_submission(nb, {"hwmis.square": "def square(x):\n    return x * x * x\n",
+                         "hwmis.mse": "def mse_loss(f, y):\n    d = f - y\n    return d.sum() / len(d)\n"},
+                    path=subs / "bob.ipynb")
+    # wrong, but like no registered mistake
+    make_submission(nb, {**good, "hwmis.square": "def square(x):\n    return x ** 4\n"}, path=subs / "cyd.ipynb")
+    bundle = load_bundle(bundles, "hwmis")
+    results = {r["student"]: r for r in grade_paths(sorted(subs.iterdir()), bundle, GradingConfig(jobs=2))}
+    return bundle, results
+
+
+def _tests(result, task):
+    return next(t for t in result["tasks"] if t["id"] == task)["tests"]
+
+
+def test_diagnosis_names_the_matching_mistake(diagnosed):
+    _, res = diagnosed
+    square = _tests(res["bob"], "hwmis.square")
+    assert [x["kind"] for x in square] == ["wrong", "wrong"]
+    assert all(x["mistake"] == "cubed" for x in square)
+    assert all(x["message"].endswith("\nThis looks like a known mistake: square returns x cubed: the exponent "
+                                     "is 2, not 3") for x in square)
+    assert "your result is wrong" in square[0]["message"]  # the usual message stays first
+    (mse,) = _tests(res["bob"], "hwmis.mse")
+    assert mse["mistake"] == "not_squared" and "positive and negative errors cancel" in mse["message"]
+    assert next(t for t in res["bob"]["tasks"] if t["id"] == "hwmis.mse")["known_mistakes"] == 3
+    assert res["bob"]["score"] == 0
+
+
+def test_diagnosis_does_not_name_a_mistake_that_does_not_match(diagnosed):
+    _, res = diagnosed
+    square = _tests(res["cyd"], "hwmis.square")
+    assert [x["kind"] for x in square] == ["wrong", "wrong"]
+    assert all("mistake" not in x and "known mistake" not in x["message"] for x in square)
+    assert all(x["passed"] and "mistake" not in x for t in res["ada"]["tasks"] for x in t["tests"])
+    assert res["ada"]["score"] == 5
+
+
+def test_diagnosis_is_lazy_and_runs_outside_the_grader(mis_built, tmp_path):
+    root, nb, bundles = mis_built
+    bundle = load_bundle(bundles, "hwmis")
+    make_submission(nb, {"hwmis.square": "def square(x):\n    return x * x\n",
+                         "hwmis.mse": "def mse_loss(f, y):\n    return ((f - y) ** 2).mean()\n"},
+                    path=tmp_path / "ada.ipynb")
+    grade_paths([tmp_path / "ada.ipynb"], bundle, GradingConfig())
+    assert not any(k[2] == id(bundle) for k in diagnose_mod._SERVERS)  # nothing failed: no process
+    # a mistake runs in its own process on the recorded arguments: what it does stays there
+    import numpy as np
+    calls = [{"function": "square", "args": diagnose_mod.codec.encode([np.array([1.0, 2.0])]),
+              "kwargs": diagnose_mod.codec.encode({}, "plain data"), "return_args": False, "result": np.array([1.0, 8.0])}]
+    evil = {**bundle, "mistakes": [{"task": "hwmis.square", "name": "global_state", "feedback": "f",
+                                    "source": "import os\nos.environ['FLATLAB_DIAG_PROBE'] = '1'\n"
+                                              "def square(x):\n    return x ** 3"}]}
+    assert diagnose_mod.diagnose(evil, "hwmis.square", "square", calls)["name"] == "global_state"
+    assert "FLATLAB_DIAG_PROBE" not in os.environ
+    calls[0]["result"] = np.array([1.0, 8.0 + 1e-3])  # beyond rtol 1e-6: no match
+    assert diagnose_mod.diagnose(evil, "hwmis.square", "square", calls) is None
+    assert diagnose_mod.diagnose(evil, "hwmis.square", "other_function", calls) is None
+
+
+def test_same_value():
+    import numpy as np
+    same = diagnose_mod.same_value
+    assert same(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-7]))
+    assert not same(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-4]))
+    assert not same(np.array([1.0, 2.0]), np.array([[1.0, 2.0]]))  # same values, other shape
+    assert same((1, {"a": [2.0]}), [1, {"a": [2.0]}]) and not same({"a": 1}, {"b": 1})
+    assert same(None, None) and not same(None, 0.0) and not same("x", "y") and same(3, 3.0)
+
+
+def test_class_report_counts_diagnosed_mistakes_per_task(diagnosed):
+    _, res = diagnosed
+    a = analyze(list(res.values()))
+    per_task = {k["task"]: k for k in a["known_mistakes"]}
+    assert per_task["hwmis.square"] == {"task": "hwmis.square", "registered": 3, "students": 1, "tests": 2,
+                                        "by_mistake": {"cubed": 1}}
+    assert per_task["hwmis.mse"]["by_mistake"] == {"not_squared": 1}
+    m = {(x["task"], x["mistake"]): x for x in a["mistakes"]}
+    assert m[("hwmis.square", "cubed")]["text"] == "square returns x cubed: the exponent is 2, not 3"
+    assert m[("hwmis.square", "cubed")]["count"] == 2 and m[("hwmis.square", "cubed")]["students"] == 1
+
+
+def test_gradescope_zip_carries_the_mistakes_and_its_grader_diagnoses(mis_built, tmp_path):
+    import zipfile
+
+    from autograder import gradescope
+    root, nb, bundles = mis_built
+    z = gradescope.make_zip("hwmis", bundles, tmp_path / "zip")
+    with zipfile.ZipFile(z) as f:
+        b = json.loads(f.read("bundle/hwmis/bundle.json"))
+        wheel = next(n for n in f.namelist() if n.endswith(".whl"))
+        f.extract(wheel, tmp_path)
+    assert [m["name"] for m in b["mistakes"]][:1] == ["cubed"] and b["reference"]
+    with zipfile.ZipFile(tmp_path / wheel) as w:  # the diagnosis server ships with the grader
+        assert {"autograder/diagnose.py", "autograder/_diagnose.py"} <= set(w.namelist())
+    # run_autograder's grading step on a fake /autograder tree, with the zip's bundle
+    gs = tmp_path / "autograder"
+    (gs / "source" / "bundle" / "hwmis").mkdir(parents=True)
+    (gs / "source" / "bundle" / "hwmis" / "bundle.json").write_text(json.dumps(b))
+    (gs / "submission").mkdir()
+    make_submission(nb, {"hwmis.square": "def square(x):\n    return abs(x)\n"}, path=gs / "submission" / "hwmis.ipynb")
+    res = gradescope.run(gs, "hwmis")
+    square = [t for t in res["tests"] if "square" in t["name"]]
+    assert square and all(t["status"] == "failed" for t in square)
+    assert all("This looks like a known mistake: square returns |x|" in t["output"] for t in square), square
+
+
+@pytest.mark.slow
+def test_course_mistakes(tmp_path):
+    """CI: `python -m autograder mistakes` on the real course hw0..hw6, with its thresholds: every
+    task has >= 3 registered mistakes, each loses points on its own task only, >= 80% of each
+    assignment's are caught informatively by its self-checks, >= 100 in all."""
+    import subprocess
+    import sys
+    sources = sorted((REPO / "solutions").glob("hw*.py"))
+    assert [p.stem for p in sources] == [f"hw{i}" for i in range(7)]
+    (tmp_path / "solutions").mkdir()
+    for p in sources:
+        shutil.copy(p, tmp_path / "solutions" / p.name)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "autograder", *map(str, args)], cwd=REPO, env=env,
+                                       capture_output=True, text=True, timeout=1800)
+    b = run("build", "--solutions", tmp_path / "solutions", "--out", tmp_path / "a", "--bundles", tmp_path / "b",
+            "--notebooks", tmp_path / "nb")
+    assert b.returncode == 0, b.stderr
+    r = run("mistakes", "--solutions", tmp_path / "solutions", "--bundles", tmp_path / "b", "--jobs", "2",
+            "--json", tmp_path / "mistakes.json")
+    assert r.returncode == 0, f"{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
+    rep = json.loads((tmp_path / "mistakes.json").read_text())
+    assert rep["ok"] and rep["full_course"] and rep["totals"]["mistakes"] >= 100
+    assert {a["assignment"] for a in rep["assignments"]} == {p.stem for p in sources}
