@@ -661,7 +661,7 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown] flatlab={"id": "hw0.q_generalization", "points": 2, "role": "manual"}
-# **Question (2 points).** n = 100 training points are a vanishing fraction of the 2^30 ≈ 10^9 inputs, and
+# **Question.** n = 100 training points are a vanishing fraction of the 2^30 ≈ 10^9 inputs, and
 # a width-500 network could fit any labelling of them. Describe what the plot shows about
 # the test accuracy with and without weight decay, and name one feature of the trained
 # weights you would look at to explain why the network generalizes.
@@ -678,7 +678,7 @@ plt.show()
 # <!-- END SOLUTION -->
 
 # %% [markdown] flatlab={"id": "hw0.q_statistic", "points": 1, "role": "manual"}
-# **Question (1 point).** Why does Sim-BN compute its statistic on the *training* inputs and keep it
+# **Question.** Why does Sim-BN compute its statistic on the *training* inputs and keep it
 # fixed at test time, instead of normalizing each test batch by its own statistic? Give one
 # concrete problem the batch statistic would cause.
 #

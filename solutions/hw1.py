@@ -927,7 +927,7 @@ plt.show()
 print(f"trace at c=1: {curve[np.argmin(abs(np.log(cs)))][0]:.2f}; c* = {c_star:.3f}, minimal trace {t_min:.2f}")
 
 # %% [markdown] flatlab={"id": "hw1.q_measures", "points": 2, "role": "manual"}
-# **Question (2 points).** From 7a and 7b: how many Hutchinson probes would you need for a 1% relative
+# **Question.** From 7a and 7b: how many Hutchinson probes would you need for a 1% relative
 # error on this network, and why is the Gauss-Newton formula the one to use for the
 # paper's trained ReLU networks (give both the accuracy and the cost argument)? When would
 # you *not* trust it?
@@ -944,7 +944,7 @@ print(f"trace at c=1: {curve[np.argmin(abs(np.log(cs)))][0]:.2f}; c* = {c_star:.
 # <!-- END SOLUTION -->
 
 # %% [markdown] flatlab={"id": "hw1.q_rescaling", "points": 2, "role": "manual"}
-# **Question (2 points).** 7c shows one function with many sharpness values. What does this imply for
+# **Question.** 7c shows one function with many sharpness values. What does this imply for
 # a claim of the form "flat minima generalize"? Which of the three measures is most
 # affected, and what could a sharpness *minimizer* do to lower the trace without changing
 # predictions?
