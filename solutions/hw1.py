@@ -690,6 +690,7 @@ def flattest_rescaling(model, X):
 
 # %% flatlab={"id": "hw1.flattest_rescaling", "role": "public_test"}
 _gn = flatlab.sharpness.gauss_newton_trace  # flatlab's, so that this check does not depend on your gauss_newton_trace
+_Xg = torch.randn(12, 4, generator=torch.Generator().manual_seed(2))
 
 
 def _scaled(arch, c):
