@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 import flatlab
+from flatlab.lab.plotting import COLORS
 from flatlab.losses import mse
 
 torch.set_default_dtype(torch.float64)
@@ -50,7 +51,7 @@ torch.set_num_threads(1)
 
 
 # %% [markdown]
-# ## 1. The data
+# ## 1. The data (2 points)
 #
 # Write `sample_xor(n, d, seed)`: n points drawn uniformly from {-1,+1}^d and their labels
 # y = x[0]·x[1]. Use a `torch.Generator` seeded with `seed` (never the global random state), so
@@ -73,46 +74,87 @@ def sample_xor(n, d, seed):
 
 # %% flatlab={"id": "hw0.sample_xor", "role": "public_test"}
 X, y = sample_xor(500, 30, seed=0)
-assert X.shape == (500, 30) and y.shape == (500,), "shapes must be (n, d) and (n,)"
-assert set(X.unique().tolist()) == {-1.0, 1.0}, "entries must be -1 or +1"
-assert torch.equal(y, X[:, 0] * X[:, 1]), "y must be x[0]*x[1]"
-assert torch.equal(sample_xor(500, 30, seed=0)[0], X), "the same seed must give the same sample"
-assert not torch.equal(sample_xor(500, 30, seed=1)[0], X), "different seeds should give different samples"
+assert isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor), f"return two torch tensors (X, y), got {type(X).__name__}, {type(y).__name__}"
+assert X.shape == (500, 30) and y.shape == (500,), f"shapes must be (n, d) = (500, 30) and (n,) = (500,), got {tuple(X.shape)} and {tuple(y.shape)}"
+assert X.dtype == torch.float64 and y.dtype == torch.float64, f"X and y must be float64, got {X.dtype} and {y.dtype}"
+assert set(X.unique().tolist()) == {-1.0, 1.0}, f"entries of X must be -1 or +1, got the values {sorted(set(X.unique().tolist()))[:5]}"
+assert torch.equal(y, X[:, 0] * X[:, 1]), "y must be x[0]*x[1] (0-based: the first two columns of X)"
+assert torch.equal(sample_xor(500, 30, seed=0)[0], X), "the same seed must give the same sample: draw from torch.Generator().manual_seed(seed), not the global random state"
+assert not torch.equal(sample_xor(500, 30, seed=1)[0], X), "different seeds gave the same sample: seed the generator with the seed argument"
+assert abs(float(X.mean())) < 0.05, f"the entries should be ±1 with probability 1/2 each, but their mean is {float(X.mean()):.2f}"
 print("hw0.sample_xor: OK")
 
 
 # %% flatlab={"id": "hw0.sample_xor", "role": "hidden_test"}
 def test_sample_xor_shapes_values_labels(student, rng):
-    """sample_xor(n, d, seed) must return X of shape (n, d) with entries in {-1, +1} and y = X[:,0]*X[:,1] of shape (n,)."""
+    """sample_xor(n, d, seed) must return float64 X of shape (n, d) with entries in {-1, +1} and float64 y = X[:,0]*X[:,1] of shape (n,)."""
     n, d, seed = int(rng.integers(5, 60)), int(rng.integers(2, 40)), int(rng.integers(2**31))
-    X, y = student.sample_xor(n, d, seed)
-    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
-    assert X.shape == (n, d) and y.shape == (n,)
-    assert np.all(np.abs(X) == 1)
-    assert np.array_equal(y, X[:, 0] * X[:, 1])
+    out = student.sample_xor(n, d, seed)
+    assert isinstance(out, (tuple, list)) and len(out) == 2, "sample_xor must return the pair (X, y)"
+    X, y = np.asarray(out[0]), np.asarray(out[1])
+    assert X.shape == (n, d) and y.shape == (n,), f"for n={n}, d={d} got shapes {X.shape} and {y.shape}; expected (n, d) and (n,)"
+    assert X.dtype == np.float64 and y.dtype == np.float64, f"X and y must be float64, got {X.dtype} and {y.dtype}"
+    assert np.all(np.abs(X) == 1), "entries of X must be -1 or +1"
+    assert np.array_equal(y, X[:, 0] * X[:, 1]), "y must be X[:, 0] * X[:, 1] (0-based columns)"
 
 
 def test_sample_xor_seeded(student, rng):
-    """sample_xor must be reproducible: the same seed gives the same X, a different seed a different X."""
+    """sample_xor must be seeded through its argument: the same seed gives the same X and y, a different seed a different X."""
     seed = int(rng.integers(2**30))
-    a = np.asarray(student.sample_xor(40, 20, seed)[0])
-    b = np.asarray(student.sample_xor(40, 20, seed)[0])
+    a, ya = (np.asarray(v) for v in student.sample_xor(40, 20, seed))
+    b, yb = (np.asarray(v) for v in student.sample_xor(40, 20, seed))
     c = np.asarray(student.sample_xor(40, 20, seed + 1)[0])
-    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.array_equal(a, b) and np.array_equal(ya, yb), "two calls with the same seed gave different samples"
+    assert not np.array_equal(a, c), "two different seeds gave the same sample"
 
 
 def test_sample_xor_uniform(student, rng):
-    """sample_xor must draw every coordinate independently and uniformly: each sign pattern of (x[0], x[1]) and of the other coordinates should appear about equally often."""
+    """sample_xor must draw every coordinate independently and uniformly from {-1, +1}: each sign pattern of (x[0], x[1]) and of the other coordinates should appear about equally often."""
     n, d = 4000, 6
     X = np.asarray(student.sample_xor(n, d, int(rng.integers(2**31)))[0], dtype=float)
+    assert X.shape == (n, d) and np.all(np.abs(X) == 1), "entries of X must be -1 or +1, shape (n, d)"
     assert np.all(np.abs(X.mean(0)) < 0.1), "every coordinate should have mean ~0"
     for a, b in [(0, 1), (2, 5)]:
         counts = [np.mean((X[:, a] == s) & (X[:, b] == t)) for s in (-1, 1) for t in (-1, 1)]
         assert max(abs(c - 0.25) for c in counts) < 0.05, "the four sign patterns should be equally likely"
 
 
+# %% flatlab={"feedback": "the samples are drawn from the global random state: create torch.Generator().manual_seed(seed) and pass it as generator=", "id": "hw0.sample_xor", "name": "global_rng", "role": "mistake"}
+def sample_xor(n, d, seed):
+    X = torch.randint(0, 2, (n, d)).to(torch.float64) * 2 - 1
+    return X, X[:, 0] * X[:, 1]
+
+
+# %% flatlab={"feedback": "the label uses x[1]*x[2] (1-based indices): the paper's x1x2 is X[:, 0] * X[:, 1] in 0-based Python", "id": "hw0.sample_xor", "name": "one_based_label", "role": "mistake"}
+def sample_xor(n, d, seed):
+    g = torch.Generator().manual_seed(int(seed))
+    X = torch.randint(0, 2, (n, d), generator=g).to(torch.float64) * 2 - 1
+    return X, X[:, 1] * X[:, 2]
+
+
+# %% flatlab={"feedback": "the entries are 0/1 bits, not +-1: map a bit b to 2b - 1", "id": "hw0.sample_xor", "name": "zero_one_entries", "role": "mistake"}
+def sample_xor(n, d, seed):
+    g = torch.Generator().manual_seed(int(seed))
+    X = torch.randint(0, 2, (n, d), generator=g).to(torch.float64)
+    return X, X[:, 0] * X[:, 1]
+
+
+# %% flatlab={"feedback": "X and y are float32 (.float()): the course works in float64, convert with .to(torch.float64) or .double()", "id": "hw0.sample_xor", "name": "float32", "role": "mistake"}
+def sample_xor(n, d, seed):
+    g = torch.Generator().manual_seed(int(seed))
+    X = torch.randint(0, 2, (n, d), generator=g).float() * 2 - 1
+    return X, X[:, 0] * X[:, 1]
+
+
+# %% flatlab={"feedback": "the generator ignores the seed argument (a fixed seed): every call returns the same sample", "id": "hw0.sample_xor", "name": "fixed_seed", "role": "mistake"}
+def sample_xor(n, d, seed):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randint(0, 2, (n, d), generator=g).to(torch.float64) * 2 - 1
+    return X, X[:, 0] * X[:, 1]
+
+
 # %% [markdown]
-# ## 2. The four architectures
+# ## 2. The four architectures (7 points: 2 + 3 + 2)
 #
 # A two-layer network has a first layer `W1` (m, d) with bias `b1` (m,) and an output layer
 # `W2` (m,). With h(x) = relu(W1 x + b1) ∈ R^m:
@@ -139,18 +181,21 @@ def mlp_forward(W1, b1, W2, X):
 
 
 # %% flatlab={"id": "hw0.forward_mlp", "role": "public_test"}
-_X, _ = flatlab.xor_parity(7, 5, seed=3)
+_X = torch.cat([flatlab.xor_parity(7, 5, seed=3)[0], torch.randn(4, 5, generator=torch.Generator().manual_seed(3))])
 for _arch in ("bias", "no_bias"):
     _m = flatlab.make_model(_arch, 5, 4, seed=1)
-    _b1 = _m.b1 if _arch == "bias" else torch.zeros(4)
-    torch.testing.assert_close(mlp_forward(_m.W1.detach(), _b1.detach(), _m.W2.detach(), _X), _m(_X).detach())
+    _b1 = _m.b1.detach() if _arch == "bias" else torch.zeros(4)
+    _f = mlp_forward(_m.W1.detach(), _b1, _m.W2.detach(), _X)
+    assert isinstance(_f, torch.Tensor) and _f.shape == (11,), f"f must be a tensor of shape (n,) = (11,), got {getattr(_f, 'shape', type(_f).__name__)}"
+    _err = float((_f - _m(_X).detach()).abs().max())
+    assert _err < 1e-10, f"mlp_forward differs from flatlab's {_arch!r} network by up to {_err:.2g}: check relu(X W1^T + b1) W2 (bias inside the relu, a sum over the m neurons)"
 print("hw0.forward_mlp: OK")
 
 
 # %% flatlab={"id": "hw0.forward_mlp", "role": "hidden_test"}
 def test_mlp_forward_bias(student, rng):
     """mlp_forward must match flatlab's 'bias' network on random weights and inputs."""
-    n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(1, 40))
+    n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(2, 40))
     model = flatlab.make_model("bias", d, m, seed=int(rng.integers(2**31)))
     X = torch.as_tensor(rng.normal(size=(n, d)))
     p = dict((k, v.detach()) for k, v in model.named_parameters())
@@ -159,11 +204,31 @@ def test_mlp_forward_bias(student, rng):
 
 def test_mlp_forward_no_bias(student, rng):
     """mlp_forward with b1 = 0 must match flatlab's 'no_bias' network."""
-    n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(1, 40))
+    n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(2, 40))
     model = flatlab.make_model("no_bias", d, m, seed=int(rng.integers(2**31)))
     X = torch.as_tensor(rng.choice([-1.0, 1.0], size=(n, d)))
     got = student.mlp_forward(model.W1.detach(), torch.zeros(m), model.W2.detach(), X)
     assert_close(got, model(X).detach(), rtol=1e-10, atol=1e-12)
+
+
+# %% flatlab={"feedback": "the relu is missing: h = relu(X W1^T + b1) before the output layer", "id": "hw0.forward_mlp", "name": "no_relu", "role": "mistake"}
+def mlp_forward(W1, b1, W2, X):
+    return (X @ W1.T + b1) @ W2
+
+
+# %% flatlab={"feedback": "the bias is added after the relu: it belongs inside, relu(W1 x + b1)", "id": "hw0.forward_mlp", "name": "bias_after_relu", "role": "mistake"}
+def mlp_forward(W1, b1, W2, X):
+    return (torch.relu(X @ W1.T) + b1) @ W2
+
+
+# %% flatlab={"feedback": "the output averages over the m neurons: f = W2 * h is a sum, with no 1/m", "id": "hw0.forward_mlp", "name": "mean_over_neurons", "role": "mistake"}
+def mlp_forward(W1, b1, W2, X):
+    return (torch.relu(X @ W1.T + b1) * W2).mean(1)
+
+
+# %% flatlab={"feedback": "f has shape (n, 1) (W2 used as a column): return a vector of shape (n,)", "id": "hw0.forward_mlp", "name": "column_output", "role": "mistake"}
+def mlp_forward(W1, b1, W2, X):
+    return torch.relu(X @ W1.T + b1) @ W2[:, None]
 
 
 # %% flatlab={"function": "sim_bn_forward", "id": "hw0.forward_sim_bn", "points": 3, "role": "task", "summary": "Sim-BN forward: h = relu(X W1^T + b1) scaled by gamma / s, s = sqrt(mean over X_ref of h^2 + eps^2), then times W2"}
@@ -179,11 +244,22 @@ def sim_bn_forward(W1, b1, gamma, W2, X, X_ref, eps=1e-6):
 
 
 # %% flatlab={"id": "hw0.forward_sim_bn", "role": "public_test"}
-_Xtr, _ = flatlab.xor_parity(20, 6, seed=0)
-_Xte, _ = flatlab.xor_parity(9, 6, seed=1)
-_m = flatlab.make_model("sim_bn", 6, 5, seed=2, X_ref=_Xtr)
-_p = {k: v.detach() for k, v in _m.named_parameters()}
-torch.testing.assert_close(sim_bn_forward(_p["W1"], _p["b1"], _p["gamma"], _p["W2"], _Xte, _Xtr), _m(_Xte).detach())
+_Xtr = torch.randn(20, 6, generator=torch.Generator().manual_seed(0))
+_Xte = torch.cat([flatlab.xor_parity(9, 6, seed=1)[0], torch.randn(3, 6, generator=torch.Generator().manual_seed(1))])
+for _eps, _dead in ((1e-6, False), (1e-2, True)):
+    _m = flatlab.make_model("sim_bn", 6, 5, seed=2, X_ref=_Xtr, eps=_eps)
+    with torch.no_grad():
+        _m.gamma.copy_(torch.tensor([0.5, 1.0, 1.5, 2.0, 0.8]))
+        if _dead:
+            _m.b1[:2] = -100.0  # neurons 0, 1 dead on every input
+    _p = {k: v.detach() for k, v in _m.named_parameters()}
+    _f = sim_bn_forward(_p["W1"], _p["b1"], _p["gamma"], _p["W2"], _Xte, _Xtr, _eps)
+    assert isinstance(_f, torch.Tensor) and _f.shape == (12,), f"f must be a tensor of shape (n,) = (12,), got {getattr(_f, 'shape', type(_f).__name__)}"
+    assert torch.isfinite(_f).all(), "f is not finite when some neurons are dead on all of X_ref: keep the eps^2 inside the square root"
+    _err = float(((_f - _m(_Xte).detach()) / _m(_Xte).detach().abs().clamp_min(1e-3)).abs().max())
+    _what = "eps = 1e-2 and dead neurons (is eps^2 inside the sqrt?)" if _dead else "general inputs"
+    assert _err < 1e-9, (f"sim_bn_forward differs from flatlab's 'sim_bn' network ({_what}) by a relative {_err:.2g}: s_j is the "
+                         "root mean square of h_j over X_ref (the training inputs, not X; not centred), and gamma scales each neuron")
 print("hw0.forward_sim_bn: OK")
 
 
@@ -191,7 +267,7 @@ print("hw0.forward_sim_bn: OK")
 def _sim_bn_case(rng, eps=1e-6):
     n, d, m = int(rng.integers(5, 40)), int(rng.integers(2, 12)), int(rng.integers(1, 30))
     seed = int(rng.integers(2**31))
-    Xtr, _ = flatlab.xor_parity(n, d, seed=seed)
+    Xtr = flatlab.xor_parity(n, d, seed=seed)[0] if rng.random() < 0.5 else torch.as_tensor(rng.normal(size=(n, d)))
     Xte = torch.as_tensor(rng.normal(size=(int(rng.integers(1, 20)), d)))
     model = flatlab.make_model("sim_bn", d, m, seed=seed + 1, X_ref=Xtr, eps=eps,
                                gamma_init=float(rng.uniform(0.2, 2.0)))
@@ -201,7 +277,7 @@ def _sim_bn_case(rng, eps=1e-6):
 
 
 def test_sim_bn_forward_test_points(student, rng):
-    """sim_bn_forward must normalize with the statistic of X_ref (the training inputs), not of X, and match flatlab's 'sim_bn' network on new inputs."""
+    """sim_bn_forward must normalize with the statistic of X_ref (the training inputs), not of X, and match flatlab's 'sim_bn' network on new Gaussian inputs (X_ref on the hypercube or Gaussian, random gamma)."""
     model, Xtr, Xte = _sim_bn_case(rng)
     p = dict((k, v.detach()) for k, v in model.named_parameters())
     got = student.sim_bn_forward(p["W1"], p["b1"], p["gamma"], p["W2"], Xte, Xtr, 1e-6)
@@ -219,6 +295,38 @@ def test_sim_bn_forward_dead_neurons(student, rng):
     assert_close(got, model(Xtr).detach(), rtol=1e-9, atol=1e-12)
 
 
+# %% flatlab={"feedback": "s is computed from X, the inputs being evaluated: Sim-BN's statistic comes from the training inputs X_ref", "id": "hw0.forward_sim_bn", "name": "stat_from_x", "role": "mistake"}
+def sim_bn_forward(W1, b1, gamma, W2, X, X_ref, eps=1e-6):
+    h = torch.relu(X @ W1.T + b1)
+    s = torch.sqrt(h.pow(2).mean(0) + eps**2)
+    return (h * gamma / s) @ W2
+
+
+# %% flatlab={"feedback": "s is the standard deviation (centred) of h_j: Sim-BN divides by the root mean square sqrt(mean h_j^2 + eps^2), without subtracting the mean", "id": "hw0.forward_sim_bn", "name": "centred_std", "role": "mistake"}
+def sim_bn_forward(W1, b1, gamma, W2, X, X_ref, eps=1e-6):
+    h_ref = torch.relu(X_ref @ W1.T + b1)
+    s = torch.sqrt(h_ref.var(0, unbiased=False) + eps**2)
+    return (torch.relu(X @ W1.T + b1) * gamma / s) @ W2
+
+
+# %% flatlab={"feedback": "the square root is missing: s_j is the root of mean h_j^2 + eps^2, not the mean square", "id": "hw0.forward_sim_bn", "name": "no_sqrt", "role": "mistake"}
+def sim_bn_forward(W1, b1, gamma, W2, X, X_ref, eps=1e-6):
+    s = torch.relu(X_ref @ W1.T + b1).pow(2).mean(0) + eps**2
+    return (torch.relu(X @ W1.T + b1) * gamma / s) @ W2
+
+
+# %% flatlab={"feedback": "eps is added after the square root: the spec puts eps^2 inside, s_j = sqrt(mean h_j^2 + eps^2)", "id": "hw0.forward_sim_bn", "name": "eps_outside_sqrt", "role": "mistake"}
+def sim_bn_forward(W1, b1, gamma, W2, X, X_ref, eps=1e-6):
+    s = torch.relu(X_ref @ W1.T + b1).pow(2).mean(0).sqrt() + eps
+    return (torch.relu(X @ W1.T + b1) * gamma / s) @ W2
+
+
+# %% flatlab={"feedback": "gamma is missing: each neuron's normalized activation is scaled by its gamma_j before the output layer", "id": "hw0.forward_sim_bn", "name": "no_gamma", "role": "mistake"}
+def sim_bn_forward(W1, b1, gamma, W2, X, X_ref, eps=1e-6):
+    s = torch.relu(X_ref @ W1.T + b1).pow(2).mean(0).add(eps**2).sqrt()
+    return (torch.relu(X @ W1.T + b1) / s) @ W2
+
+
 # %% flatlab={"function": "sim_ln_forward", "id": "hw0.forward_sim_ln", "points": 2, "role": "task", "summary": "Sim-LN forward: h = relu(X W1^T + b1); f = (h / max(||h||, eps)) W2 per row"}
 def sim_ln_forward(W1, b1, W2, X, eps=1e-6):
     """2-MLP-Sim-LN. W1 (m, d), b1 (m,), W2 (m,), X (n, d) -> f (n,); each row's h divided by max(||h||_2, eps)."""
@@ -229,18 +337,28 @@ def sim_ln_forward(W1, b1, W2, X, eps=1e-6):
 
 
 # %% flatlab={"id": "hw0.forward_sim_ln", "role": "public_test"}
-_m = flatlab.make_model("sim_ln", 6, 5, seed=2)
+_m = flatlab.make_model("sim_ln", 6, 5, seed=2, eps=1e-3)
 _p = {k: v.detach() for k, v in _m.named_parameters()}
-torch.testing.assert_close(sim_ln_forward(_p["W1"], _p["b1"], _p["W2"], _Xte), _m(_Xte).detach())
+_X = torch.cat([torch.zeros(1, 6), _Xte])  # row 0: x = 0; make every neuron dead there
+with torch.no_grad():
+    _b1 = -_p["b1"].abs() - 0.1
+    _m.b1.copy_(_b1)
+_f = sim_ln_forward(_p["W1"], _b1, _p["W2"], _X, 1e-3)
+assert isinstance(_f, torch.Tensor) and _f.shape == (13,), f"f must be a tensor of shape (n,) = (13,), got {getattr(_f, 'shape', type(_f).__name__)}"
+assert torch.isfinite(_f).all() and float(_f[0].abs()) < 1e-12, f"f(x) = {float(_f[0])} where every neuron is dead (h = 0): divide by max(||h||, eps), not ||h||"
+_want = _m(_X).detach()
+_err = float(((_f - _want) / _want.abs().clamp_min(1e-3)).abs().max())
+assert _err < 1e-9, (f"sim_ln_forward differs from flatlab's 'sim_ln' network by a relative {_err:.2g}: normalize each row's "
+                     "h = relu(W1 x + b1) (after the relu) by its own Euclidean norm, max(||h||_2, eps)")
 print("hw0.forward_sim_ln: OK")
 
 
 # %% flatlab={"id": "hw0.forward_sim_ln", "role": "hidden_test"}
 def test_sim_ln_forward_matches(student, rng):
-    """sim_ln_forward must match flatlab's 'sim_ln' network on random weights and inputs."""
-    n, d, m = int(rng.integers(1, 30)), int(rng.integers(2, 20)), int(rng.integers(1, 40))
+    """sim_ln_forward must match flatlab's 'sim_ln' network on random weights and inputs (hypercube or Gaussian X), each row's h divided by its own norm."""
+    n, d, m = int(rng.integers(2, 30)), int(rng.integers(2, 20)), int(rng.integers(2, 40))
     model = flatlab.make_model("sim_ln", d, m, seed=int(rng.integers(2**31)), init_scale=float(rng.uniform(0.01, 3)))
-    X = torch.as_tensor(rng.choice([-1.0, 1.0], size=(n, d)))
+    X = torch.as_tensor(rng.choice([-1.0, 1.0], size=(n, d)) if rng.random() < 0.5 else rng.normal(size=(n, d)))
     p = dict((k, v.detach()) for k, v in model.named_parameters())
     assert_close(student.sim_ln_forward(p["W1"], p["b1"], p["W2"], X, 1e-6), model(X).detach(), rtol=1e-9, atol=1e-12)
 
@@ -260,8 +378,32 @@ def test_sim_ln_forward_dead_input(student, rng):
     assert_close(got, want, rtol=1e-9, atol=1e-12)
 
 
+# %% flatlab={"feedback": "an input on which every neuron is dead gives 0/0 = NaN: divide by max(||h||, eps) (clamp the norm from below)", "id": "hw0.forward_sim_ln", "name": "no_eps", "role": "mistake"}
+def sim_ln_forward(W1, b1, W2, X, eps=1e-6):
+    h = torch.relu(X @ W1.T + b1)
+    return (h / h.norm(dim=1, keepdim=True)) @ W2
+
+
+# %% flatlab={"feedback": "the norm is taken over the batch (dim 0, one per neuron): Sim-LN divides each row h(x) by its own norm over the m neurons", "id": "hw0.forward_sim_ln", "name": "norm_over_batch", "role": "mistake"}
+def sim_ln_forward(W1, b1, W2, X, eps=1e-6):
+    h = torch.relu(X @ W1.T + b1)
+    return (h / h.norm(dim=0, keepdim=True).clamp_min(eps)) @ W2
+
+
+# %% flatlab={"feedback": "the pre-activation is normalized before the relu: Sim-LN normalizes h = relu(W1 x + b1), after the relu", "id": "hw0.forward_sim_ln", "name": "norm_before_relu", "role": "mistake"}
+def sim_ln_forward(W1, b1, W2, X, eps=1e-6):
+    z = X @ W1.T + b1
+    return torch.relu(z / z.norm(dim=1, keepdim=True).clamp_min(eps)) @ W2
+
+
+# %% flatlab={"feedback": "eps is added to the norm, ||h|| + eps: the spec divides by max(||h||, eps), which is exactly ||h|| on live inputs", "id": "hw0.forward_sim_ln", "name": "eps_added", "role": "mistake"}
+def sim_ln_forward(W1, b1, W2, X, eps=1e-6):
+    h = torch.relu(X @ W1.T + b1)
+    return (h / (h.norm(dim=1, keepdim=True) + eps)) @ W2
+
+
 # %% [markdown]
-# ## 3. The zero-one error
+# ## 3. The zero-one error (1 point)
 #
 # The paper measures Pr(y·f(x) ≤ 0): a prediction of exactly 0 counts as a mistake (this
 # matters in hw4, where a memorizing network outputs exactly 0 off its training set).
@@ -275,23 +417,59 @@ def zero_one_error(f, y):
 
 
 # %% flatlab={"id": "hw0.zero_one", "role": "public_test"}
-assert zero_one_error(torch.tensor([0.5, -2.0, 0.0, 3.0]), torch.tensor([1.0, 1.0, 1.0, -1.0])) == 0.75
+_e = zero_one_error(torch.tensor([0.5, -2.0, 0.0, 3.0]), torch.tensor([1.0, 1.0, 1.0, -1.0]))
+assert type(_e) is float, f"zero_one_error must return a Python float (use float(...)), got {type(_e).__name__}"
+assert _e != 0.5, "f = 0 must count as a mistake: the error is Pr(y·f <= 0), with <=, not <"
+assert _e != 0.25, "that is the accuracy: return the error, the fraction with y·f <= 0"
+assert _e == 0.75, f"zero_one_error([0.5, -2, 0, 3], [1, 1, 1, -1]) returned {_e}; expected the fraction 3/4 (a number in [0, 1], not a count)"
 print("hw0.zero_one: OK")
 
 
 # %% flatlab={"id": "hw0.zero_one", "role": "hidden_test"}
 def test_zero_one_error_random(student, rng):
     """zero_one_error must return the fraction of y*f <= 0, counting f == 0 as an error."""
-    n = int(rng.integers(1, 200))
+    n = int(rng.integers(2, 200))
     f = torch.as_tensor(rng.normal(size=n))
     f[torch.as_tensor(rng.random(n) < 0.2)] = 0.0
+    f[0] = 0.0
     y = torch.as_tensor(rng.choice([-1.0, 1.0], size=n))
     got = student.zero_one_error(f, y)
     assert_close(got, float(((y * f) <= 0).double().mean()), rtol=1e-12, atol=1e-12)
 
 
+def test_zero_one_error_float_in_unit_interval(student, rng):
+    """zero_one_error must return a Python float, the fraction (not the count) of errors: 1.0 when every f is 0 or of the wrong sign."""
+    n = int(rng.integers(3, 100))
+    y = torch.as_tensor(rng.choice([-1.0, 1.0], size=n))
+    f = -y * torch.as_tensor(rng.uniform(0.1, 2.0, size=n))
+    f[: n // 2] = 0.0
+    got = student.zero_one_error(f, y)
+    assert isinstance(got, float), f"returned a {type(got).__name__}; expected a Python float (use float(...))"
+    assert_close(got, 1.0, rtol=1e-12, atol=1e-12)
+
+
+# %% flatlab={"feedback": "y*f < 0 does not count f = 0 as a mistake: the paper's error is Pr(y*f <= 0)", "id": "hw0.zero_one", "name": "strict_less", "role": "mistake"}
+def zero_one_error(f, y):
+    return float((y * f < 0).double().mean())
+
+
+# %% flatlab={"feedback": "this returns the number of mistakes: divide by n (take the mean) to get the fraction", "id": "hw0.zero_one", "name": "count_not_fraction", "role": "mistake"}
+def zero_one_error(f, y):
+    return float((y * f <= 0).double().sum())
+
+
+# %% flatlab={"feedback": "this is the accuracy Pr(y*f > 0): the error is one minus it", "id": "hw0.zero_one", "name": "accuracy", "role": "mistake"}
+def zero_one_error(f, y):
+    return float((y * f > 0).double().mean())
+
+
+# %% flatlab={"feedback": "the result is a 0-d tensor: convert it with float(...) to return a Python float", "id": "hw0.zero_one", "name": "returns_tensor", "role": "mistake"}
+def zero_one_error(f, y):
+    return (y * f <= 0).double().mean()
+
+
 # %% [markdown]
-# ## 4. Training: full-batch gradient descent with weight decay
+# ## 4. Training: full-batch gradient descent with weight decay (4 points)
 #
 # Write `train_gd(model, X, y, lr, wd, epochs)`: `epochs` steps of
 # θ ← θ − lr·(∇L(θ) + wd·θ), with L the mean squared error `mse(model(X), y)` and θ every
@@ -319,10 +497,22 @@ def train_gd(model, X, y, lr, wd, epochs):
 # %% flatlab={"id": "hw0.train_gd", "role": "public_test"}
 _X, _y = flatlab.xor_parity(16, 5, seed=0)
 _m = flatlab.make_model("bias", 5, 8, seed=0)
+_ref = flatlab.make_model("bias", 5, 8, seed=0)
 _W1 = _m.W1.detach().clone()
-_losses = train_gd(_m, _X, _y, lr=0.1, wd=0.0, epochs=50)
-assert len(_losses) == 50 and _losses[-1] < _losses[0], "the loss should fall"
-assert not torch.equal(_W1, _m.W1.detach()), "train_gd must update the model in place"
+_losses = train_gd(_m, _X, _y, lr=0.1, wd=0.05, epochs=20)
+assert isinstance(_losses, list) and len(_losses) == 20, f"train_gd must return a list of `epochs` = 20 losses, got {type(_losses).__name__} of length {len(_losses) if hasattr(_losses, '__len__') else '?'}"
+assert all(type(_l) is float for _l in _losses), "the losses must be Python floats (float(loss))"
+assert not torch.equal(_W1, _m.W1.detach()), "the model's weights did not change: train_gd must update the model in place"
+_want = []
+for _ in range(20):
+    _want.append(float(mse(_ref(_X), _y).detach()))
+    flatlab.train.reference.gd_step(_ref, _X, _y, lr=0.1, weight_decay=0.05)
+assert abs(_losses[0] - _want[0]) < 1e-12, "the first loss must be measured before the first step (the loss of the initial model)"
+_gap = max(abs(_a - _b) / _b for _a, _b in zip(_losses, _want))
+assert _gap < 1e-9, (f"the losses drift from flatlab's GD+wd reference (relative gap {_gap:.2g}); "
+                     "each step is theta <- theta - lr*(grad L + wd*theta), with fresh gradients every step")
+_gap = max(float((_p - _q).abs().max()) for _p, _q in zip(_m.parameters(), _ref.parameters()))
+assert _gap < 1e-10, f"after 20 steps the weights differ from flatlab's GD+wd reference by up to {_gap:.2g}"
 print("hw0.train_gd: OK")
 
 
@@ -346,7 +536,7 @@ def _check_gd(student, rng, arch):
     X, y = flatlab.xor_parity(n, d, seed=seed)
     kw = {"X_ref": X} if arch == "sim_bn" else {}
     model = flatlab.make_model(arch, d, m, seed=seed + 1, **kw)
-    lr, wd, epochs = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.0, 0.1)), int(rng.integers(3, 12))
+    lr, wd, epochs = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.01, 0.1)), int(rng.integers(3, 12))
     losses, (after, *_) = student.call("train_gd", model, X, y, lr, wd, epochs, return_args=True)
     want = _gd_reference(model, X, y, lr, wd, epochs)
     assert_close(np.asarray(losses, dtype=float), np.asarray(want), rtol=1e-8, atol=1e-12)
@@ -365,8 +555,78 @@ def test_train_gd_sim_bn(student, rng):
     _check_gd(student, rng, "sim_bn")
 
 
+# %% flatlab={"feedback": "each loss is measured after its step: record the loss of the current model before updating it", "id": "hw0.train_gd", "name": "loss_after_step", "role": "mistake"}
+def train_gd(model, X, y, lr, wd, epochs):
+    params = list(model.parameters())
+    losses = []
+    for _ in range(int(epochs)):
+        grads = torch.autograd.grad(mse(model(X), y), params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p.sub_(lr * (g + wd * p))
+            losses.append(float(mse(model(X), y)))
+    return losses
+
+
+# %% flatlab={"feedback": "the weight-decay term has the wrong sign: theta <- theta - lr*(grad + wd*theta) shrinks the weights", "id": "hw0.train_gd", "name": "wd_wrong_sign", "role": "mistake"}
+def train_gd(model, X, y, lr, wd, epochs):
+    params = list(model.parameters())
+    losses = []
+    for _ in range(int(epochs)):
+        loss = mse(model(X), y)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p.sub_(lr * (g - wd * p))
+        losses.append(float(loss))
+    return losses
+
+
+# %% flatlab={"feedback": "the gradients accumulate across steps: with .backward() you must zero p.grad before (or after) every step", "id": "hw0.train_gd", "name": "grads_accumulate", "role": "mistake"}
+def train_gd(model, X, y, lr, wd, epochs):
+    losses = []
+    for _ in range(int(epochs)):
+        loss = mse(model(X), y)
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= lr * (p.grad + wd * p)
+        losses.append(float(loss))
+    return losses
+
+
+# %% flatlab={"feedback": "the weight decay is not multiplied by the learning rate: the step is lr*(grad + wd*theta)", "id": "hw0.train_gd", "name": "decay_not_scaled_by_lr", "role": "mistake"}
+def train_gd(model, X, y, lr, wd, epochs):
+    params = list(model.parameters())
+    losses = []
+    for _ in range(int(epochs)):
+        loss = mse(model(X), y)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p.sub_(lr * g + wd * p)
+        losses.append(float(loss))
+    return losses
+
+
+# %% flatlab={"feedback": "a copy of the model is trained (copy.deepcopy) and the model passed in is left unchanged: train in place", "id": "hw0.train_gd", "name": "trains_a_copy", "role": "mistake"}
+def train_gd(model, X, y, lr, wd, epochs):
+    import copy
+    model = copy.deepcopy(model)
+    params = list(model.parameters())
+    losses = []
+    for _ in range(int(epochs)):
+        loss = mse(model(X), y)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p.sub_(lr * (g + wd * p))
+        losses.append(float(loss))
+    return losses
+
+
 # %% [markdown]
-# ## 5. Experiment: GD+wd generalizes on XOR
+# ## 5. Experiment: GD+wd generalizes on XOR (questions: 3 points)
 #
 # d = 30, n = 100 training points, width 500 as in the paper, a bias network. We train with
 # your `train_gd` in chunks of 200 epochs and record the test accuracy on 10,000 fresh points
@@ -390,8 +650,9 @@ for wd in (0.05, 0.0):
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 for wd, (ep, acc, loss) in curves.items():
-    axes[0].semilogy(loss, label=f"wd = {wd}")
-    axes[1].plot(ep, acc, marker="o", label=f"wd = {wd}")
+    style = dict(color=COLORS["gd_wd"], label=f"GD+wd (wd = {wd})") if wd > 0 else dict(color="#7f7f7f", label="GD (wd = 0)")
+    axes[0].semilogy(loss, **style)
+    axes[1].plot(ep, acc, marker="o", **style)
 axes[0].set(xlabel="epoch", ylabel="training MSE", title="training loss")
 axes[1].set(xlabel="epoch", ylabel="test accuracy", title="XOR, d=30, n=100, bias net, width 500", ylim=(0.4, 1.02))
 for ax in axes:
