@@ -24,6 +24,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -31,10 +32,10 @@ from pathlib import Path
 import nbformat
 
 from . import restrict
-from .notebook import MARKERS, Assignment, cell_meta, parse_source, read_source, solution_regions, submission_cells
+from .notebook import HIDDEN_ROLES, MARKERS, Assignment, cell_meta, parse_source, read_source, solution_regions, submission_cells
 
 __all__ = ["grade_id", "nbgrader_meta", "rules_markdown", "autograder_cell_text", "nbgrader_cells", "student_notebook", "bundle_dict",
-           "find_leaks", "build_one", "write_atomic", "main"]
+           "find_leaks", "mistake_leaks", "solution_notebook", "build_one", "write_atomic", "main"]
 
 BUNDLE_FORMAT = 1
 _MD_BEGIN, _MD_END = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
@@ -191,7 +192,7 @@ def student_notebook(nb, asg: Assignment, unavailable: dict | None = None):
             new.metadata = {"deletable": False, "editable": False, "nbgrader": nbg[i]}
             out.cells.append(new)
             continue
-        if role == "hidden_test" or cell.cell_type not in ("code", "markdown"):
+        if role in HIDDEN_ROLES or cell.cell_type not in ("code", "markdown"):
             continue
         keep_meta = {"role": role} if role else {}
         if meta.get("id") and role in ("task", "public_test", "manual", "experiment"):
@@ -216,7 +217,7 @@ def student_notebook(nb, asg: Assignment, unavailable: dict | None = None):
     return out
 
 
-def bundle_dict(asg: Assignment, source_text: str, unavailable: dict | None = None) -> dict:
+def bundle_dict(asg: Assignment, source_text: str, unavailable: dict | None = None, source_nb=None) -> dict:
     """The grading bundle: everything the trusted grader needs, nothing the student sees."""
     pts = asg.test_points()
     unavailable = unavailable or {"removed": [], "collateral": []}
@@ -239,7 +240,26 @@ def bundle_dict(asg: Assignment, source_text: str, unavailable: dict | None = No
         ],
         "hidden": [{"task": tid, "source": src} for tid, src in asg.hidden_sources],
         "setup": list(asg.setup),
+        # registered wrong versions of the tasks' functions (FORMAT.md "Known mistakes"), and
+        # the reference solution's graded cells they run after when a hidden test is diagnosed
+        "mistakes": [{"task": m.task, "name": m.name, "feedback": m.feedback, "source": m.source}
+                     for m in asg.mistakes],
+        "reference": _reference_cells(source_nb) if asg.mistakes and source_nb is not None else [],
     }
+
+
+def _reference_cells(source_nb) -> list[str]:
+    """The reference solution's graded cells (setup and task cells, solutions in), in order."""
+    asg = parse_source(source_nb)
+    return [src for _, src in submission_cells(source_nb, asg)[0]]
+
+
+def solution_notebook(nb):
+    """The solution notebook ``build/solutions/hwN.ipynb``: the source without its mistake cells
+    (they are never run as part of the solution), every other cell and id as in the source."""
+    out = copy.deepcopy(nb)
+    out.cells = [c for c in out.cells if not (c.cell_type == "code" and cell_meta(c).get("role") == "mistake")]
+    return out
 
 
 def _solution_lines(nb) -> set[str]:
@@ -261,9 +281,53 @@ def _solution_lines(nb) -> set[str]:
             ans, tail = rest.split(_MD_END, 1)
             inside.update(x.strip() for x in ans.split("\n"))
             outside.update(x.strip() for x in (head + tail).split("\n"))
-        elif role != "hidden_test":
+        elif role not in HIDDEN_ROLES:
             outside.update(x.strip() for x in lines)
     return {x for x in inside - outside if len(x) >= 8 and not x.startswith("#")}
+
+
+def _visible_source(nb) -> tuple[set[str], set[str]]:
+    """(stripped lines, names defined) of what a student sees of a source: every cell but
+    hidden tests and mistakes, solution regions left out."""
+    lines, names = set(), set()
+    for i, cell in enumerate(nb.cells):
+        role = cell_meta(cell).get("role")
+        if role in HIDDEN_ROLES:
+            continue
+        src_lines = cell.source.split("\n")
+        if cell.cell_type == "code" and role in ("task", "experiment"):
+            mask = set()
+            for b, e, _, keep in solution_regions(cell.source, i):
+                if not keep:
+                    mask.update(range(b, e + 1))
+            src_lines = [ln for k, ln in enumerate(src_lines) if k not in mask]
+        lines.update(ln.strip() for ln in src_lines)
+        names.update(re.findall(r"^\s*def\s+([A-Za-z_]\w*)", "\n".join(src_lines), re.M))
+    return lines, names
+
+
+def mistake_leaks(visible_lines: set[str], student_text: str, source_nb, asg: Assignment) -> list[str]:
+    """What of the registered mistakes appears in a student notebook: a mistake cell's
+    distinctive lines (>= 8 characters, not comments, appearing nowhere a student sees in the
+    source), the helpers it defines under names of its own, and its feedback sentence (unless
+    the source shows it to students anyway)."""
+    if not asg.mistakes:
+        return []
+    seen_lines, seen_names = _visible_source(source_nb)
+    out = []
+    for mk in asg.mistakes:
+        tag = f"{mk.task}/{mk.name}"
+        for ln in mk.source.split("\n"):
+            s = ln.strip()
+            if len(s) >= 8 and not s.startswith("#") and s not in seen_lines and s in visible_lines:
+                out.append(f"mistake {tag} line {s!r}")
+        for fn in re.findall(r"^\s*def\s+([A-Za-z_]\w*)", mk.source, re.M):
+            if fn not in seen_names and re.search(rf"\bdef\s+{re.escape(fn)}\s*\(", student_text):
+                out.append(f"mistake {tag} helper {fn}")
+        shown = any(mk.feedback in c.source for c in source_nb.cells if cell_meta(c).get("role") not in HIDDEN_ROLES)
+        if not shown and (mk.feedback in student_text or json.dumps(mk.feedback)[1:-1] in student_text):
+            out.append(f"mistake {tag} feedback")
+    return out
 
 
 def find_leaks(student_text: str, source_nb, asg: Assignment) -> list[str]:
@@ -278,6 +342,10 @@ def find_leaks(student_text: str, source_nb, asg: Assignment) -> list[str]:
             if len(s) >= 25 and not s.startswith(("#", '"""', "import ", "from ")) and s in visible:
                 leaks.append(f"hidden-test line {s!r}")
     leaks += [f"solution line {ln!r}" for ln in sorted(_solution_lines(source_nb)) if ln in visible]
+    cells = nbformat.reads(student_text, as_version=4).cells
+    leaks += [f"mistake cell {i}" for i, c in enumerate(cells) if cell_meta(c).get("role") == "mistake"]
+    text = "\n".join(c.source for c in cells)
+    leaks += mistake_leaks(visible, text, source_nb, asg)
     return leaks
 
 
@@ -308,8 +376,10 @@ def build_one(source: Path, out_dir: Path | None, bundles: Path | None,
         raise ValueError(f"{source}: the student notebook would leak: {'; '.join(leaks[:5])}")
     if notebooks is not None:
         nbformat.validate(nb)
-        write_atomic(Path(notebooks) / f"{asg.name}.ipynb", nbformat.writes(nb) + "\n")
-    bundle = bundle_dict(asg, source_text, unavailable)
+        sol = solution_notebook(nb)
+        nbformat.validate(sol)
+        write_atomic(Path(notebooks) / f"{asg.name}.ipynb", nbformat.writes(sol) + "\n")
+    bundle = bundle_dict(asg, source_text, unavailable, nb)
     if out_dir is not None:
         write_atomic(Path(out_dir) / f"{asg.name}.ipynb", text)
     if bundles is not None:

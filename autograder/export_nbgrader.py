@@ -157,6 +157,8 @@ def nbgrader_notebook(path: str | Path, *, seed: int = 0):
         new = clean_copy(cell)
         if role == "hidden_test" and i not in nbg:
             continue  # all hidden cells of a task became one autograder cell
+        if role == "mistake":
+            continue  # registered wrong versions stay in the secure grader's bundle
         if cell.cell_type != "code" or role in (None, "code"):
             pass
         elif role == "task":

@@ -147,6 +147,8 @@ def otter_notebook(path: str | Path, *, seed: int = 0, wheel: str | None = None,
             if after.strip():
                 cells.append(nbformat.v4.new_markdown_cell(after.strip()))
             continue
+        if cell.cell_type == "code" and role == "mistake":
+            continue  # registered wrong versions stay in the secure grader's bundle
         if cell.cell_type != "code" or role in (None, "code"):
             cells.append(new)
         elif role == "task":

@@ -16,11 +16,14 @@ from pathlib import Path
 import nbformat
 
 __all__ = [
-    "ROLES", "MARKERS", "Task", "Manual", "HiddenTest", "Assignment",
+    "ROLES", "MARKERS", "HIDDEN_ROLES", "Task", "Manual", "HiddenTest", "Mistake", "Assignment",
     "cell_meta", "read_source", "percent_to_notebook", "notebook_to_percent", "parse_source", "strip_magics", "solution_regions", "submission_cells",
 ]
 
-ROLES = ("code", "task", "public_test", "hidden_test", "experiment", "manual")
+ROLES = ("code", "task", "public_test", "hidden_test", "experiment", "manual", "mistake")
+# roles whose cells never reach a student and are never executed as part of a submission
+HIDDEN_ROLES = ("hidden_test", "mistake")
+_NAME_RE = re.compile(r"^[a-z0-9_]+$")
 # every marker string that must never reach a student notebook
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN", "END HIDDEN")
 _ID_RE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
@@ -63,6 +66,17 @@ class HiddenTest:
     cell: int = 0
 
 
+@dataclass(frozen=True)
+class Mistake:
+    """A registered wrong version of a task's function (a ``mistake`` cell, see FORMAT.md)."""
+
+    task: str  # task id
+    name: str  # [a-z0-9_]+, unique within the task
+    feedback: str  # one sentence shown when the grader recognises it
+    source: str  # the cell: defines the task's function (and maybe helpers)
+    cell: int = 0
+
+
 @dataclass
 class Assignment:
     """A parsed source notebook."""
@@ -74,6 +88,7 @@ class Assignment:
     tests: list[HiddenTest] = field(default_factory=list)
     hidden_sources: list[tuple[str, str]] = field(default_factory=list)  # (task id, code)
     setup: list[str] = field(default_factory=list)  # plain code cells, in order
+    mistakes: list[Mistake] = field(default_factory=list)  # registered wrong versions, in order
 
     def task(self, task_id: str) -> Task:
         for t in self.tasks:
@@ -269,6 +284,8 @@ def parse_source(nb) -> Assignment:
             if not isinstance(forbid, list) or not all(isinstance(f, str) and "." in f for f in forbid):
                 _fail(i, f"task {tid} 'forbid' must be a list of dotted names, got {forbid!r}")
             asg.tasks.append(Task(tid, fn, _points(m, i), summary.strip(), tuple(forbid), i))
+        elif role == "mistake":
+            asg.mistakes.append(_mistake(m, src, i, name))
         elif role == "code":
             asg.setup.append(src)
         elif role == "public_test":
@@ -283,6 +300,17 @@ def parse_source(nb) -> Assignment:
     names = [(t.task, t.name) for t in asg.tests]
     if len(set(n for _, n in names)) != len(names):
         raise ValueError("hidden test function names must be unique across the notebook")
+    tasks = {t.id: t for t in asg.tasks}
+    seen = set()
+    for mk in asg.mistakes:
+        if mk.task not in tasks:
+            _fail(mk.cell, f"mistake {mk.name!r} belongs to unknown task {mk.task!r}")
+        fn = tasks[mk.task].function
+        if fn not in _defined_functions(mk.source):
+            _fail(mk.cell, f"mistake {mk.task}/{mk.name} must define the task's function {fn!r}")
+        if (mk.task, mk.name) in seen:
+            _fail(mk.cell, f"mistake name {mk.name!r} is used twice for task {mk.task}")
+        seen.add((mk.task, mk.name))
     for task in asg.tasks:
         tests = [t for t in asg.tests if t.task == task.id]
         if not tests:
@@ -294,11 +322,34 @@ def parse_source(nb) -> Assignment:
     return asg
 
 
+def _defined_functions(src: str) -> set[str]:
+    return {n.name for n in ast.parse(src).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _mistake(meta: dict, src: str, index: int, assignment: str) -> Mistake:
+    """Validate one ``mistake`` cell (the task's existence is checked once all cells are read)."""
+    tid = _check_id(meta, index, assignment)
+    mname = meta.get("name")
+    if not isinstance(mname, str) or not _NAME_RE.match(mname):
+        _fail(index, f"mistake of {tid}: 'name' must match [a-z0-9_]+, got {mname!r}")
+    fb = meta.get("feedback")
+    if not isinstance(fb, str) or not fb.strip() or "\n" in fb.strip():
+        _fail(index, f"mistake {tid}/{mname}: 'feedback' must be one non-empty line, got {fb!r}")
+    if any(k in src for k in MARKERS):
+        _fail(index, f"mistake {tid}/{mname}: a mistake cell cannot contain solution markers")
+    try:
+        ast.parse(src)
+    except SyntaxError as e:
+        _fail(index, f"mistake {tid}/{mname} is not valid Python: {e.msg} (line {e.lineno})")
+    return Mistake(tid, mname, fb.strip(), src, index)
+
+
 def submission_cells(nb, asg: Assignment) -> tuple[list[tuple[int, str]], dict[str, str]]:
     """The cells a grader executes and the source of each task's cell.
 
     Returns ``([(cell index, source)], {task id: task cell source})``: every code cell
-    except ``public_test``, ``experiment`` and ``hidden_test`` ones. A task cell is found
+    except ``public_test``, ``experiment``, ``hidden_test`` and ``mistake`` ones (a
+    submission that carries a mistake cell never runs it). A task cell is found
     by its ``metadata.flatlab.id``; if a student lost the metadata, by the cell that
     defines the task's function (the last one wins, as when running top to bottom).
     """
@@ -309,7 +360,7 @@ def submission_cells(nb, asg: Assignment) -> tuple[list[tuple[int, str]], dict[s
             continue
         m = cell_meta(cell)
         role = m.get("role", "code")
-        if role in ("public_test", "experiment", "hidden_test"):
+        if role in ("public_test", "experiment", *HIDDEN_ROLES):
             continue
         src = cell.get("source", "")
         src = "".join(src) if isinstance(src, list) else str(src)

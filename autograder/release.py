@@ -11,7 +11,7 @@ none of them. ``release`` writes what a student needs, built fresh from the sour
     DIR/setup.cfg, DIR/pyproject.toml
 
 Then it scans every file it wrote for solution markers, hidden-test names and solution
-lines, and refuses (writing nothing) if any is found. The folder is assembled next to DIR
+lines and registered mistakes, and refuses (writing nothing) if any is found. The folder is assembled next to DIR
 and moved into place at the end, so an interrupted release leaves no half-written copy; an
 existing DIR is replaced only if it is empty or was written by a previous release.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from .build import MARKERS, _solution_lines, build_one
+from .build import MARKERS, _solution_lines, build_one, mistake_leaks
 from .notebook import parse_source, read_source
 
 __all__ = ["release", "scan_release", "main"]
@@ -57,11 +57,13 @@ def _scan_targets(folder: Path):
 
 def scan_release(folder: Path, sources: list[Path]) -> list[str]:
     """Everything in ``folder`` that carries hidden material from ``sources`` (empty = clean)."""
-    hidden_names, solution_lines = set(), {}
+    hidden_names, solution_lines, parsed = set(), {}, {}
     for src in sources:
         nb = read_source(src)
-        hidden_names |= {t.name for t in parse_source(nb).tests}
+        asg = parse_source(nb)
+        hidden_names |= {t.name for t in asg.tests}
         solution_lines[src.stem] = _solution_lines(nb)  # checked against that assignment's notebook
+        parsed[src.stem] = (nb, asg)
     problems = []
     for path in _scan_targets(folder):
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -72,6 +74,10 @@ def scan_release(folder: Path, sources: list[Path]) -> list[str]:
             lines = {ln.strip() for c in nbformat.reads(text, as_version=4).cells for ln in c.source.split("\n")}
             leaked = solution_lines.get(path.stem, set()) & lines
             problems += [f"{rel}: solution line {ln!r}" for ln in sorted(leaked)]
+            if path.stem in parsed:
+                cells = nbformat.reads(text, as_version=4).cells
+                problems += [f"{rel}: {x}" for x in mistake_leaks(lines, "\n".join(c.source for c in cells),
+                                                                   *parsed[path.stem])]
     return problems
 
 
