@@ -415,7 +415,7 @@ def test_balance_dead_neuron(student, rng):
     with torch.no_grad():
         model.W1[j] = 0.0
     W1n, W2n = _balanced_pair(student, model, X)
-    if not (np.array_equal(W1n[j], model.W1[j].detach().numpy()) and W2n[j] == float(model.W2[j])):
+    if not (np.array_equal(W1n[j], model.W1[j].detach().numpy()) and W2n[j] == float(model.W2[j].detach())):
         raise AssertionError("a neuron that never fires on X was changed")
 
 
