@@ -17,6 +17,7 @@ COMMANDS = {
     "build": ("autograder.build", "solutions/*.py -> assignments/*.ipynb + grading bundles (--check)"),
     "grade": ("autograder.grade", "grade a submission or a folder of submissions in the sandbox"),
     "gradebook": ("autograder.gradebook", "rebuild grades.csv, grades_canvas.csv of a grading folder"),
+    "mistakes": ("autograder.mistakes", "grade every registered mistake: caught by the tests and the self-checks?"),
     "release": ("autograder.release", "the student repository: flatlab, assignments, docs; no solutions"),
     "report": ("autograder.class_report", "class analytics from a results folder"),
     "similarity": ("autograder.similarity", "pairs of submissions that look alike"),

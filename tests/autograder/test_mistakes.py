@@ -193,3 +193,122 @@ def test_release_carries_no_mistake_and_its_scan_catches_one(tmp_path):
     nb.cells.append(nbformat.v4.new_code_cell("def mse_loss(f, y):\n    return (f - y).abs().mean()"))
     (out / "assignments" / "hwmis.ipynb").write_text(nbformat.writes(nb))
     assert any("mistake hwmis.mse/absolute_error line" in p for p in scan_release(out, sources))
+
+
+# ------------------------------------------------------------------ the mistakes command
+from autograder import mistakes as mistakes_mod  # noqa: E402
+from autograder.mistakes import informative  # noqa: E402
+
+
+@pytest.mark.parametrize("exc_type, message, expected", [
+    ("AssertionError", "", False),  # a bare assert
+    ("AssertionError", "   \n", False),
+    (None, "", False),  # did not fail
+    ("AssertionError", "Tensor-likes are not close!\n\nMismatched elements: 1 / 3 (33.3%)\n"
+     "Greatest absolute difference: 1.0 at index (0,) (up to 1e-05 allowed)\n"
+     "Greatest relative difference: 0.5 at index (0,) (up to 1.3e-06 allowed)", False),
+    ("AssertionError", "Scalars are not close!\n\nExpected 1.0 but got 2.0.\n"
+     "Absolute difference: 1.0 (up to 1e-07 allowed)\nRelative difference: 1.0 (up to 1e-07 allowed)", False),
+    ("AssertionError", "\nNot equal to tolerance rtol=1e-07, atol=0\n\nMismatched elements: 1 / 2 (50%)\n"
+     "Max absolute difference among violations: 1.\n x: array([1., 2.])\n y: array([1., 3.])", False),
+    ("AssertionError", "\nArrays are not equal\n\n(shapes (3,), (2,) mismatch)\n x: array([1, 2, 3])\n"
+     " y: array([1, 2])", False),
+    # the author's own words, alone or in numpy's err_msg slot
+    ("AssertionError", "\nNot equal to tolerance rtol=1e-07, atol=0\nsquare([1, -2]) is off: did you "
+     "square?\nMismatched elements: 1 / 2 (50%)\n x: array([1., 2.])\n y: array([1., 4.])", True),
+    ("AssertionError", "mse_loss([0, 0, 3], [1, 1, 1]) returned 6.0; expected 2", True),
+    ("RuntimeError", "mat1 and mat2 shapes cannot be multiplied (4x3 and 4x5)", True),
+    ("ValueError", "Tensor-likes are not close! because you forgot the square", True),
+])
+def test_informative(exc_type, message, expected):
+    assert informative(exc_type, message) is expected
+
+
+def _mistakes_run(tmp_path, text: str, *extra):
+    root = tmp_path / "course"
+    (root / "solutions").mkdir(parents=True)
+    (root / "solutions" / "hwmis.py").write_text(text)
+    build_one(root / "solutions" / "hwmis.py", None, root / "bundles")
+    out = root / "report.json"
+    rc = mistakes_mod.main(["hwmis", "--solutions", str(root / "solutions"), "--bundles", str(root / "bundles"),
+                            "--json", str(out), "--jobs", "2", *extra])
+    return rc, json.loads(out.read_text())
+
+
+def test_command_reports_correct_mistakes(tmp_path, capsys):
+    rc, rep = _mistakes_run(tmp_path, MISFIX.read_text())
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert rep["ok"] and rep["reasons"] == [] and rep["full_course"] is False
+    (a,) = rep["assignments"]
+    assert a["reference"]["score"] == a["reference"]["max_score"] == 5
+    rows = {(x["task"], x["name"]): x for x in a["mistakes"]}
+    assert len(rows) == 6
+    cubed = rows[("hwmis.square", "cubed")]
+    assert cubed["lost_task"] == 2 and cubed["lost_elsewhere"] == 0 and cubed["caught"] and cubed["informative"]
+    assert "square([1, -2, 3]) returned" in cubed["check"]
+    assert rows[("hwmis.mse", "not_squared")]["lost_task"] == 3
+    assert all(x["caught"] and x["informative"] and x["lost_task"] == x["points"] for x in rows.values())
+    assert a["tasks"]["hwmis.square"] == {"mistakes": 3, "caught": 3, "informative": 3, "loses_on_task": 3,
+                                          "clean_elsewhere": 3, "diagnosed": a["tasks"]["hwmis.square"]["diagnosed"]}
+    assert a["summary"]["informative_share"] == 1.0 and rep["totals"]["mistakes"] == 6
+    assert "hwmis.square  cubed" in out and "took" in out and "OK: every criterion holds" in out
+
+
+ADVERSARIAL = '''
+
+# %% flatlab={"feedback": "this one is the solution itself", "id": "hwmis.square", "name": "same_as_solution", "role": "mistake"}
+def square(x):
+    return x ** 2
+
+
+# %% flatlab={"feedback": "mse_loss sums; and square is broken too", "id": "hwmis.mse", "name": "breaks_square", "role": "mistake"}
+def mse_loss(f, y):
+    return ((f - y) ** 2).sum()
+
+
+def square(x):
+    return x
+
+
+# %% flatlab={"feedback": "square is wrong on Python floats only", "id": "hwmis.square", "name": "float_only", "role": "mistake"}
+def square(x):
+    return x * x + 1.0 if isinstance(x, float) else x ** 2
+'''
+
+
+def test_command_fails_on_an_adversarial_corpus(tmp_path, capsys):
+    text = MISFIX.read_text().replace("\n\n# %% [markdown] flatlab={\"id\": \"hwmis.reflect\"",
+                                      ADVERSARIAL + "\n\n# %% [markdown] flatlab={\"id\": \"hwmis.reflect\"")
+    assert "same_as_solution" in text
+    rc, rep = _mistakes_run(tmp_path, text)
+    out = capsys.readouterr().out
+    assert rc == 1 and not rep["ok"]
+    rows = {x["name"]: x for x in rep["assignments"][0]["mistakes"]}
+    same, breaks, bare = rows["same_as_solution"], rows["breaks_square"], rows["float_only"]
+    assert same["lost_task"] == 0 and not same["caught"] and not same["informative"]
+    assert breaks["lost_task"] == 3 and breaks["lost_elsewhere"] == 2 and breaks["lost_where"] == ["hwmis.square"]
+    assert bare["caught"] and not bare["informative"] and bare["type"] == "AssertionError" and bare["lost_task"] > 0
+    assert rows["cubed"]["informative"] and rows["cubed"]["lost_elsewhere"] == 0
+    reasons = "\n".join(rep["reasons"])
+    assert "hwmis.square/same_as_solution: loses no points on hwmis.square" in reasons
+    assert "hwmis.mse/breaks_square: changes the score of other tasks by -2 (hwmis.square)" in reasons
+    assert "hwmis: 7/9 mistakes caught informatively" in reasons  # 78% < 80%
+    assert "float_only" not in reasons  # a mistake is allowed to be caught uninformatively
+    assert "FAILED (3)" in out
+    # --no-thresholds: the same table, exit 0
+    rc, _ = _mistakes_run(tmp_path / "again", text, "--no-thresholds")
+    assert rc == 0
+
+
+def test_command_usage_errors(tmp_path, capsys):
+    assert mistakes_mod.main(["hw99", "--solutions", str(REPO / "solutions")]) == 2
+    assert "no source" in capsys.readouterr().err
+    assert mistakes_mod.main(["--solutions", str(tmp_path / "nope")]) == 2
+    assert "--solutions" in capsys.readouterr().err
+    (tmp_path / "s").mkdir()
+    shutil.copy(MISFIX, tmp_path / "s" / "hwmis.py")
+    build_one(tmp_path / "s" / "hwmis.py", None, tmp_path / "b")
+    (tmp_path / "s" / "hwmis.py").write_text(MISFIX.read_text() + "\n")
+    assert mistakes_mod.main(["hwmis", "--solutions", str(tmp_path / "s"), "--bundles", str(tmp_path / "b")]) == 2
+    assert "run `python -m autograder build` first" in capsys.readouterr().err
