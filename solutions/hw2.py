@@ -140,10 +140,14 @@ def test_sam_perturbation_zero_gradient(student, rng):
 
 
 def test_sam_perturbation_model_unchanged(student, rng):
-    """sam_perturbation must not change the model: its parameters after the call must equal those before."""
+    """sam_perturbation must not change the model (its parameters after the call equal those before) and return rho * g / ||g||."""
     model, X, y = _case(rng, "bias")
-    _, (after, *_) = student.call("sam_perturbation", model, X, y, float(rng.uniform(0.05, 1.0)), return_args=True)
+    rho = float(rng.uniform(0.05, 1.0))
+    got, (after, *_) = student.call("sam_perturbation", model, X, y, rho, return_args=True)
     _assert_unchanged(model, after, "sam_perturbation")
+    theta = flatlab.models.flatten_params(model).detach().clone()
+    g = torch.func.grad(lambda t: flatlab.mse(flatlab.models.functional_forward(model, t, X), y))(theta)
+    assert_close(got, rho * g / g.norm(), rtol=1e-9, atol=1e-13)
 
 
 # %% flatlab={"feedback": "\u03b4 is \u03c1\u00b7g instead of \u03c1\u00b7g/\u2016g\u2016: divide by the gradient's norm so that \u2016\u03b4\u2016 = \u03c1", "id": "hw2.sam_perturb", "name": "not_normalized", "role": "mistake"}
@@ -515,10 +519,12 @@ def test_one_sam_sharpness_near_interpolation(student, rng):
 
 
 def test_one_sam_sharpness_model_unchanged(student, rng):
-    """one_sam_sharpness must leave the model unchanged: its parameters after the call must equal those before."""
+    """one_sam_sharpness must leave the model unchanged (its parameters after the call equal those before) and return the 1-SAM sharpness."""
     model, X, y = _case(rng, "bias")
-    _, (after, *_) = student.call("one_sam_sharpness", model, X, y, float(rng.uniform(0.05, 0.5)), return_args=True)
+    rho = float(rng.uniform(0.05, 0.5))
+    got, (after, *_) = student.call("one_sam_sharpness", model, X, y, rho, return_args=True)
     _assert_unchanged(model, after, "one_sam_sharpness")
+    assert_close(got, _ref_one_sam_sharpness(model, X, y, rho), rtol=1e-8, atol=1e-13)
 
 
 # %% flatlab={"feedback": "the ascent step is \u03c1\u00b7g_i instead of \u03c1\u00b7g_i/\u2016g_i\u2016: normalize each example's gradient", "id": "hw2.one_sam_sharpness", "name": "not_normalized", "role": "mistake"}
