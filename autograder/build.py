@@ -34,7 +34,7 @@ import nbformat
 from . import restrict
 from .notebook import HIDDEN_ROLES, MARKERS, Assignment, cell_meta, parse_source, read_source, solution_regions, submission_cells
 
-__all__ = ["grade_id", "nbgrader_meta", "rules_markdown", "autograder_cell_text", "nbgrader_cells", "student_notebook", "bundle_dict",
+__all__ = ["STUB_WIDTH", "points_text", "raise_lines", "grade_id", "nbgrader_meta", "rules_markdown", "autograder_cell_text", "nbgrader_cells", "student_notebook", "bundle_dict",
            "find_leaks", "mistake_leaks", "solution_notebook", "build_one", "write_atomic", "main"]
 
 BUNDLE_FORMAT = 1
@@ -58,24 +58,62 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
         raise
 
 
-def _stub(source: str, task_id: str, summary: str, experiment: bool, index: int) -> str:
+STUB_WIDTH = 88  # longest generated stub line (JupyterLab's default ruler)
+
+
+def points_text(points: float) -> str:
+    """``3 points``, ``1 point``, ``2.5 points``."""
+    return f"{points:g} point" + ("" if points == 1 else "s")
+
+
+def raise_lines(indent: str, message: str, width: int = STUB_WIDTH) -> list[str]:
+    """``raise NotImplementedError("<message>")``, wrapped over lines of at most ``width``
+    characters where it is longer (implicit string concatenation inside the parentheses,
+    continuation lines aligned after the opening parenthesis; a single word longer than a
+    line stays whole)."""
+    lead = indent + "raise NotImplementedError("
+    one = lead + json.dumps(message, ensure_ascii=False) + ")"
+    if len(one) <= width:
+        return [one]
+    pieces = re.findall(r"\S+\s*|\s+", message)
+    pad = " " * len(lead)
+    lines, cur = [], ""
+    for k, piece in enumerate(pieces):
+        last = k == len(pieces) - 1
+        room = width - len(lead if not lines else pad) - (1 if last else 0)
+        if cur and len(json.dumps(cur + piece, ensure_ascii=False)) > room:
+            lines.append(cur)
+            cur = piece
+        else:
+            cur += piece
+    lines.append(cur)
+    out = [(lead if i == 0 else pad) + json.dumps(x, ensure_ascii=False) for i, x in enumerate(lines)]
+    out[-1] += ")"
+    return out
+
+
+def _stub(source: str, task_id: str, summary: str, experiment: bool, index: int,
+          points: float | None = None) -> str:
     lines = source.split("\n")
     for begin, end, indent, keep in reversed(solution_regions(source, index)):
         if keep:
             new = lines[begin + 1:end]
         else:
-            todo = f"# TODO: Task {task_id}" + (" (uses your functions above)" if experiment else "")
-            msg = json.dumps(f"Task {task_id}: {summary}", ensure_ascii=False)
-            new = [indent + todo, indent + f"raise NotImplementedError({msg})"]
+            todo = f"# TODO: Task {task_id}" + (" (uses your functions above)" if experiment else
+                                                 f" ({points_text(points)})" if points is not None else "")
+            new = [indent + todo, *raise_lines(indent, f"Task {task_id}: {summary}")]
         lines[begin:end + 1] = new
     return "\n".join(lines)
 
 
-def _manual_stub(source: str) -> str:
+def _manual_stub(source: str, points: float | None = None) -> str:
+    note = f"*({points_text(points)}, graded by hand)*" if points is not None else ""
     if _MD_BEGIN not in source:
-        return source
+        return source.rstrip() + (f"\n\n{note}" if note else "")
     head, rest = source.split(_MD_BEGIN, 1)
     tail = rest.split(_MD_END, 1)[1]
+    if note:
+        head = head.rstrip() + f"\n\n{note}\n\n"
     return head + "_Your answer here._" + tail
 
 
@@ -200,13 +238,14 @@ def student_notebook(nb, asg: Assignment, unavailable: dict | None = None):
         src = cell.source
         if cell.cell_type == "code":
             if role == "task":
-                src = _stub(src, meta["id"], summaries[meta["id"]], False, i)
+                src = _stub(src, meta["id"], summaries[meta["id"]], False, i, asg.task(meta["id"]).points)
             elif role == "experiment":
                 eid = meta.get("id") or f"{asg.name}.experiment"
                 src = _stub(src, eid, "run this once your functions above work", True, i)
             new = nbformat.v4.new_code_cell(src)
         else:
-            new = nbformat.v4.new_markdown_cell(_manual_stub(src) if role == "manual" else src)
+            manual = {q.id: q.points for q in asg.manual}
+            new = nbformat.v4.new_markdown_cell(_manual_stub(src, manual[meta["id"]]) if role == "manual" else src)
         new.id = cell.get("id") or f"cell-{i}"
         new.metadata = {"flatlab": keep_meta} if keep_meta else {}
         if i in nbg:

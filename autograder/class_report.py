@@ -11,8 +11,12 @@ and writes to ``DIR``:
 - ``tasks.csv``: one row per task (mean score, full-marks rate, test pass rate).
 
 Keys a results file may lack (older grader versions) are treated as absent, never as an error:
-``timing``, per-test ``time``, ``review_flags`` and a failed test's ``mistake`` (the id or
-``{"id", "text"}`` of a registered known mistake its wrong value matched).
+``timing``, per-test ``time``, ``review_flags``, a task's ``known_mistakes`` (how many mistakes
+the bundle registers for it: the grader diagnoses its wrong values) and a failed test's
+``mistake`` (the name, or ``{"id", "text"}``, of a registered known mistake its wrong value
+matched; with a name, the text is the feedback that ends the test's message). The
+``mistakes`` section counts, per task, the students and failed tests a known mistake was
+diagnosed in, and each mistake's students.
 """
 from __future__ import annotations
 
@@ -42,10 +46,14 @@ def _num(x, default=None):
     return x if isinstance(x, (int, float)) and not isinstance(x, bool) else default
 
 
+_KNOWN = "This looks like a known mistake: "
+
+
 def _mistake(x: dict) -> tuple[str, str] | None:
     m = x.get("mistake")
-    if isinstance(m, str) and m:
-        return m, m
+    if isinstance(m, str) and m:  # the grader's form: the name; its feedback ends the message
+        msg = str(x.get("message") or "")
+        return m, (msg.rsplit(_KNOWN, 1)[1].strip() or m) if _KNOWN in msg else m
     if isinstance(m, dict) and m.get("id"):
         return str(m["id"]), str(m.get("text") or m.get("message") or m["id"])
     return None
@@ -86,9 +94,14 @@ def analyze(results: list[dict]) -> dict:
     max_score = max(float(r.get("max_score", 0.0)) for r in results)
     q = statistics.quantiles(scores, n=4, method="inclusive") if n > 1 else [scores[0]] * 3
     tasks, tests, kinds, mistakes = {}, {}, Counter(), Counter()
-    mistake_text, mistake_seen = {}, False
+    mistake_text, mistake_seen, mistake_students = {}, False, {}
+    by_task: dict[str, dict] = {}  # task -> diagnosed students, tests and registered mistakes
     for r in results:
         for t in r.get("tasks", []):
+            if _num(t.get("known_mistakes"), 0) > 0:
+                mistake_seen = True
+                by_task.setdefault(t["id"], {"students": set(), "tests": 0,
+                                             "registered": int(t["known_mistakes"])})
             ts = tasks.setdefault(t["id"], {"id": t["id"], "points": float(t.get("points", 0.0)), "scores": [],
                                             "tests": 0, "passed": 0})
             ts["scores"].append(float(t.get("score", 0.0)))
@@ -112,6 +125,10 @@ def analyze(results: list[dict]) -> dict:
                     if m:
                         mistakes[(t["id"], m[0])] += 1
                         mistake_text[(t["id"], m[0])] = m[1]
+                        mistake_students.setdefault((t["id"], m[0]), set()).add(r.get("student"))
+                        bt = by_task.setdefault(t["id"], {"students": set(), "tests": 0, "registered": None})
+                        bt["students"].add(r.get("student"))
+                        bt["tests"] += 1
                 secs = _num((x.get("time") or {}).get("student_s"))
                 if secs is not None:
                     st["time"].append(secs)
@@ -140,7 +157,13 @@ def analyze(results: list[dict]) -> dict:
         "tasks": task_rows, "tests": test_rows,
         "failure_kinds": dict(kinds.most_common()),
         "mistakes": None if not mistake_seen else [
-            {"task": k[0], "mistake": k[1], "text": mistake_text[k], "count": c} for k, c in mistakes.most_common(20)],
+            {"task": k[0], "mistake": k[1], "text": mistake_text[k], "count": c,
+             "students": len(mistake_students[k])} for k, c in mistakes.most_common(20)],
+        # per task: students and failed tests a known mistake was diagnosed in, each mistake's students
+        "known_mistakes": None if not mistake_seen else [
+            {"task": tid, "registered": v["registered"], "students": len(v["students"]), "tests": v["tests"],
+             "by_mistake": {k[1]: len(mistake_students[k]) for k in sorted(mistake_students) if k[0] == tid}}
+            for tid, v in by_task.items()],
         "slowest": [{"student": s, "wall_s": w, "student_s": st} for s, w, st in timed[:10]],
         "review": flagged,
     }
@@ -232,15 +255,20 @@ def render_html(a: dict, plots: dict[str, str] | None = None) -> str:
     elif not a["mistakes"]:
         sec["mistakes"] = "<p>No failed test matched a registered mistake.</p>"
     else:
-        sec["mistakes"] = _table(["task", "mistake", "failed tests"], [
-            [m["task"], m["text"], m["count"]] for m in a["mistakes"]])
+        per_task = _table(["task", "registered mistakes", "students diagnosed", "failed tests diagnosed",
+                           "diagnoses by mistake"], [
+            [k["task"], "" if k["registered"] is None else k["registered"], k["students"], k["tests"],
+             ", ".join(f"{name} {n}" for name, n in sorted(k["by_mistake"].items(), key=lambda kv: -kv[1]))]
+            for k in a.get("known_mistakes") or []])
+        sec["mistakes"] = per_task + _table(["task", "mistake", "students", "failed tests"], [
+            [m["task"], m["text"], m.get("students", ""), m["count"]] for m in a["mistakes"]])
     sec["slowest"] = (_table(["student", "wall s", "student code s"], [
         [x["student"], _s(x["wall_s"]), _s(x["student_s"])] for x in a["slowest"]]) if a["slowest"]
         else "<p>These results carry no timing.</p>")
     sec["review"] = (_table(["student", "flag", "details"], [[f["student"], f["kind"], f["text"]] for f in a["review"]])
                      if a["review"] else "<p>Nothing to review.</p>")
     titles = {"summary": "Summary", "scores": "Score distribution", "tasks": "Tasks", "tests": "Hidden tests",
-              "failures": "Why tests failed", "mistakes": "Most common known mistakes",
+              "failures": "Why tests failed", "mistakes": "Known mistakes",
               "slowest": "Slowest submissions", "review": "Review flags"}
     nav = " · ".join(f'<a href="#{k}">{titles[k]}</a>' for k in SECTIONS)
     body = "\n".join(f'<section id="{k}"><h2>{titles[k]}</h2>\n{sec[k]}</section>' for k in SECTIONS)

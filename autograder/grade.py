@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import dataclasses
 import hashlib
 import json
@@ -252,8 +253,10 @@ class _Student:
     calls. Every returned value is size-checked before the hidden test sees it."""
 
     def __init__(self, session: Session, budget: float, config: GradingConfig | None = None,
-                 deadline: float | None = None):
+                 deadline: float | None = None, record: bool = False):
         self._session, self._budget = session, float(budget)
+        self._record = record  # keep every call (encoded arguments, decoded result) for a diagnosis
+        self.calls: list[dict] = []
         self._config = config or GradingConfig()
         self._deadline = deadline  # monotonic: the submission's budget
         self.student_s = 0.0  # the student's time in calls
@@ -288,8 +291,12 @@ class _Student:
         _TRUSTED.release()  # held by the hidden test calling us; let other submissions' tests run
         c0, w0, t0 = _worker_cpu(self._session), time.monotonic(), time.thread_time()
         try:
+            rec = self._encode_call(name, args, kwargs, return_args) if self._record else None
             res, after = self._session.call(name, args, kwargs, return_args=return_args,
                                             timeout=timeout * cfg.wall_factor)
+            if rec is not None:
+                rec.update(result=copy.deepcopy(res), after=copy.deepcopy(after))
+                self.calls.append(rec)
         finally:
             wall, c1 = time.monotonic() - w0, _worker_cpu(self._session)
             self._in_calls_cpu += time.thread_time() - t0
@@ -309,6 +316,16 @@ class _Student:
                     raise StudentError("bad_return", f"{name} changed the shape of argument {k + 1} "
                                                      f"(from {b} to {_shape_after(a)})")
         return (res, after) if return_args else res
+
+    @staticmethod
+    def _encode_call(name, args, kwargs, return_args) -> dict | None:
+        """The call as the diagnosis replays it: the arguments encoded as they were sent."""
+        from . import codec
+        try:
+            return {"function": name, "args": codec.encode(list(args), "plain data"),
+                    "kwargs": codec.encode(dict(kwargs), "plain data"), "return_args": bool(return_args)}
+        except codec.EncodeError:
+            return None
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -410,6 +427,23 @@ def _result(student, bundle, status, tasks, config: GradingConfig, *, cells=None
     }
 
 
+KNOWN_MISTAKE = "This looks like a known mistake: "
+
+
+def _diagnose(rec: dict, bundle: dict, task: dict, calls: list[dict], timeout: float) -> None:
+    """Name the registered mistake of ``task`` that the wrong answer matches, if any
+    (:mod:`autograder.diagnose`): the test's message gains its feedback, ``rec["mistake"]`` its name."""
+    from .diagnose import diagnose
+    try:
+        m = diagnose(bundle, task["id"], task["function"], calls, timeout=timeout)
+    except Exception as e:  # a diagnosis never costs or changes points
+        print(f"warning: diagnosis of {task['id']} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return
+    if m is not None:
+        rec["message"] = (rec["message"].rstrip() + "\n" + KNOWN_MISTAKE + m["feedback"]).strip()
+        rec["mistake"] = m["name"]
+
+
 class _Watchdog:
     """Kills the submission's worker once its budget is spent (and keeps killing restarts
     until grading of it ends), so the budget holds while code runs, not only between tests."""
@@ -466,6 +500,7 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
     deadline = time.monotonic() + config.submission_timeout
     dog = _Watchdog(session, config.submission_timeout)
     status, tasks, student_total, trusted_total = "graded", [], 0.0, 0.0
+    diagnosable = {m["task"] for m in bundle.get("mistakes") or []}
     try:
         session.warm()
         _warm_trusted()  # (normally done by then: `run` starts it in the background)
@@ -477,7 +512,8 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
                 rec = _record(t, seed=[sub_seed, h])
                 t_wall, trusted = time.monotonic(), 0.0
                 # forbidden flatlab names are not in the worker's flatlab (the view); others are review flags
-                student_obj = _Student(session, config.test_timeout, config, deadline)
+                student_obj = _Student(session, config.test_timeout, config, deadline,
+                                       record=task["id"] in diagnosable)
                 if dog.expired.is_set() or time.monotonic() > deadline:
                     status = "timeout"
                     rec.update(kind="timeout", message="the grading time for this submission ran out")
@@ -510,12 +546,15 @@ def grade_notebook(path: str | Path, bundle: dict, config: GradingConfig | None 
                 rec["time"] = {"student_s": round(student_obj.student_s, 4),
                                "trusted_s": round(trusted, 4),
                                "wall_s": round(time.monotonic() - t_wall, 4)}
+                if rec["kind"] == "wrong" and task["id"] in diagnosable:
+                    _diagnose(rec, bundle, task, student_obj.calls, config.test_timeout)
                 student_total += rec["time"]["student_s"]
                 trusted_total += rec["time"]["trusted_s"]
                 tests.append(rec)
             tasks.append({"id": task["id"], "points": task["points"],
                           "score": round(sum(x["score"] for x in tests), 6), "tests": tests,
-                          "review_flags": flags})
+                          "review_flags": flags,
+                          "known_mistakes": sum(m["task"] == task["id"] for m in bundle.get("mistakes") or [])})
         kinds = [x["kind"] for tk in tasks for x in tk["tests"]]
         if status == "graded" and kinds and all(k == "crashed" for k in kinds):
             status = "crashed"

@@ -169,6 +169,9 @@ def check_assignment(source: Path, bundles: Path, config=None, *, selfcheck_time
         except Exception as e:  # reported as a reason, after grading
             failure.append(str(e))
 
+    if asg.mistakes:  # every mistake fails some test: start the diagnosis server while workers start
+        from .diagnose import diagnoser
+        threading.Thread(target=diagnoser(bundle).warm, daemon=True).start()
     th = threading.Thread(target=run_checks, daemon=True)
     th.start()  # runs while the grader grades (one subprocess; the grader uses --jobs workers)
     with tempfile.TemporaryDirectory(prefix=f"flatlab-mistakes-{asg.name}-") as d:

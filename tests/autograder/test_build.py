@@ -34,9 +34,11 @@ def test_student_notebook_has_no_solution_or_hidden_material(built):
     assert task.metadata == {"flatlab": {"role": "task", "id": "hwfix.mse"},  # + what nbgrader needs
                              "nbgrader": {"grade": False, "grade_id": "hwfix-mse-code", "locked": False,
                                           "schema_version": 3, "solution": True, "task": False}}
-    assert '    # TODO: Task hwfix.mse\n    raise NotImplementedError("Task hwfix.mse: mean of the squared' in task.source
+    assert '    # TODO: Task hwfix.mse (3 points)\n    raise NotImplementedError("Task hwfix.mse: mean of the squared' \
+        in task.source
     manual = next(c for c in nb.cells if c.metadata.get("flatlab", {}).get("role") == "manual")
     assert "_Your answer here._" in manual.source and "Why does a squared loss" in manual.source
+    assert "\n\n*(2 points, graded by hand)*\n\n_Your answer here._" in manual.source
     ns = {}
     exec(compile(task.source, "stub", "exec"), ns)  # the stub is valid Python and fails loudly
     with pytest.raises(NotImplementedError, match="Task hwfix.mse"):
@@ -232,3 +234,49 @@ def test_source_must_be_a_percent_file_with_a_flatlab_header(tmp_path):
     bare.write_text("# %%\nx = 1\n")
     with pytest.raises(ValueError, match="metadata.flatlab.assignment"):
         build_one(bare, None, None)
+
+
+@pytest.mark.parametrize("indent, message", [
+    ("    ", "Task hw1.trace_exact: return the trace of the autograd Hessian of the MSE loss w.r.t. the "
+           "flat parameters"),
+    ("        ", "Task hw9.x: " + " ".join(["ünïcode-wörds"] * 30) + ' with "quotes" and a \\ backslash'),
+    ("", "Task hw9.short: fits on one line"),
+    ("    ", "Task hw9.long: " + "x" * 120),  # one word longer than a line stays whole
+])
+def test_raise_lines_wrap_at_88_and_keep_the_message(indent, message):
+    lines = build_mod.raise_lines(indent, message)
+    src = "\n".join(lines)
+    long_word = max(len(w) for w in message.split()) > 60
+    assert long_word or all(len(ln) <= build_mod.STUB_WIDTH for ln in lines), lines
+    assert lines[0].startswith(indent + 'raise NotImplementedError("Task hw')
+    assert (len(lines) == 1) == (len(indent + message) + 30 <= build_mod.STUB_WIDTH)
+    ns = {}
+    with pytest.raises(NotImplementedError) as e:
+        exec(compile("def f():\n" + "\n".join("    " + ln for ln in lines) + "\nf()", "stub", "exec"), ns)
+    assert str(e.value) == message
+
+
+def test_course_stubs_show_points_and_fit_88_columns():
+    """Every generated stub of the course: the TODO line names the task's points, every generated
+    line fits 88 columns, and the stub raises the task's whole summary."""
+    for path in sorted((REPO / "solutions").glob("hw*.py")):
+        _, text, bundle = build_one(path, None, None)
+        tasks = {t["id"]: t for t in bundle["tasks"]}
+        nb = nbformat.reads(text, as_version=4)
+        for cell in nb.cells:
+            meta = cell.metadata.get("flatlab", {})
+            if meta.get("role") != "task":
+                continue
+            t = tasks[meta["id"]]
+            todo = f"# TODO: Task {t['id']} ({t['points']:g} point{'' if t['points'] == 1 else 's'})"
+            lines = cell.source.split("\n")
+            k = next(i for i, ln in enumerate(lines) if ln.strip() == todo)
+            end = next(i for i in range(k + 1, len(lines)) if lines[i].rstrip().endswith(")"))
+            assert all(len(ln) <= 88 for ln in lines[k:end + 1]), lines[k:end + 1]
+            ns = {}
+            exec(compile(cell.source, "stub", "exec"), ns)
+            with pytest.raises(NotImplementedError) as e:
+                import inspect
+                fn = ns[t["function"]]
+                fn(*([None] * len(inspect.signature(fn).parameters)))
+            assert str(e.value) == f"Task {t['id']}: {t['summary']}"

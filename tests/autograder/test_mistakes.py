@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -312,3 +313,100 @@ def test_command_usage_errors(tmp_path, capsys):
     (tmp_path / "s" / "hwmis.py").write_text(MISFIX.read_text() + "\n")
     assert mistakes_mod.main(["hwmis", "--solutions", str(tmp_path / "s"), "--bundles", str(tmp_path / "b")]) == 2
     assert "run `python -m autograder build` first" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ diagnosis in `grade`
+from agfixtures import make_submission  # noqa: E402
+
+from autograder import diagnose as diagnose_mod  # noqa: E402
+from autograder.class_report import analyze  # noqa: E402
+from autograder.grade import GradingConfig, grade_paths, load_bundle  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def diagnosed(mis_built, tmp_path_factory):
+    root, nb, bundles = mis_built
+    subs = tmp_path_factory.mktemp("mis_subs")
+    good = {"hwmis.square": "def square(x):\n    return x * x\n",
+            "hwmis.mse": "def mse_loss(f, y):\n    return ((f - y) ** 2).mean()\n"}
+    make_submission(nb, good, path=subs / "ada.ipynb")
+    # the registered 'cubed' and 'not_squared', written the student's own way
+    make_submission(nb, {"hwmis.square": "def square(x):\n    return x * x * x\n",
+                         "hwmis.mse": "def mse_loss(f, y):\n    d = f - y\n    return d.sum() / len(d)\n"},
+                    path=subs / "bob.ipynb")
+    # wrong, but like no registered mistake
+    make_submission(nb, {**good, "hwmis.square": "def square(x):\n    return x ** 4\n"}, path=subs / "cyd.ipynb")
+    bundle = load_bundle(bundles, "hwmis")
+    results = {r["student"]: r for r in grade_paths(sorted(subs.iterdir()), bundle, GradingConfig(jobs=2))}
+    return bundle, results
+
+
+def _tests(result, task):
+    return next(t for t in result["tasks"] if t["id"] == task)["tests"]
+
+
+def test_diagnosis_names_the_matching_mistake(diagnosed):
+    _, res = diagnosed
+    square = _tests(res["bob"], "hwmis.square")
+    assert [x["kind"] for x in square] == ["wrong", "wrong"]
+    assert all(x["mistake"] == "cubed" for x in square)
+    assert all(x["message"].endswith("\nThis looks like a known mistake: square returns x cubed: the exponent "
+                                     "is 2, not 3") for x in square)
+    assert "your result is wrong" in square[0]["message"]  # the usual message stays first
+    (mse,) = _tests(res["bob"], "hwmis.mse")
+    assert mse["mistake"] == "not_squared" and "positive and negative errors cancel" in mse["message"]
+    assert next(t for t in res["bob"]["tasks"] if t["id"] == "hwmis.mse")["known_mistakes"] == 3
+    assert res["bob"]["score"] == 0
+
+
+def test_diagnosis_does_not_name_a_mistake_that_does_not_match(diagnosed):
+    _, res = diagnosed
+    square = _tests(res["cyd"], "hwmis.square")
+    assert [x["kind"] for x in square] == ["wrong", "wrong"]
+    assert all("mistake" not in x and "known mistake" not in x["message"] for x in square)
+    assert all(x["passed"] and "mistake" not in x for t in res["ada"]["tasks"] for x in t["tests"])
+    assert res["ada"]["score"] == 5
+
+
+def test_diagnosis_is_lazy_and_runs_outside_the_grader(mis_built, tmp_path):
+    root, nb, bundles = mis_built
+    bundle = load_bundle(bundles, "hwmis")
+    make_submission(nb, {"hwmis.square": "def square(x):\n    return x * x\n",
+                         "hwmis.mse": "def mse_loss(f, y):\n    return ((f - y) ** 2).mean()\n"},
+                    path=tmp_path / "ada.ipynb")
+    grade_paths([tmp_path / "ada.ipynb"], bundle, GradingConfig())
+    assert not any(k[2] == id(bundle) for k in diagnose_mod._SERVERS)  # nothing failed: no process
+    # a mistake runs in its own process on the recorded arguments: what it does stays there
+    import numpy as np
+    calls = [{"function": "square", "args": diagnose_mod.codec.encode([np.array([1.0, 2.0])]),
+              "kwargs": diagnose_mod.codec.encode({}, "plain data"), "return_args": False, "result": np.array([1.0, 8.0])}]
+    evil = {**bundle, "mistakes": [{"task": "hwmis.square", "name": "global_state", "feedback": "f",
+                                    "source": "import os\nos.environ['FLATLAB_DIAG_PROBE'] = '1'\n"
+                                              "def square(x):\n    return x ** 3"}]}
+    assert diagnose_mod.diagnose(evil, "hwmis.square", "square", calls)["name"] == "global_state"
+    assert "FLATLAB_DIAG_PROBE" not in os.environ
+    calls[0]["result"] = np.array([1.0, 8.0 + 1e-3])  # beyond rtol 1e-6: no match
+    assert diagnose_mod.diagnose(evil, "hwmis.square", "square", calls) is None
+    assert diagnose_mod.diagnose(evil, "hwmis.square", "other_function", calls) is None
+
+
+def test_same_value():
+    import numpy as np
+    same = diagnose_mod.same_value
+    assert same(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-7]))
+    assert not same(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-4]))
+    assert not same(np.array([1.0, 2.0]), np.array([[1.0, 2.0]]))  # same values, other shape
+    assert same((1, {"a": [2.0]}), [1, {"a": [2.0]}]) and not same({"a": 1}, {"b": 1})
+    assert same(None, None) and not same(None, 0.0) and not same("x", "y") and same(3, 3.0)
+
+
+def test_class_report_counts_diagnosed_mistakes_per_task(diagnosed):
+    _, res = diagnosed
+    a = analyze(list(res.values()))
+    per_task = {k["task"]: k for k in a["known_mistakes"]}
+    assert per_task["hwmis.square"] == {"task": "hwmis.square", "registered": 3, "students": 1, "tests": 2,
+                                        "by_mistake": {"cubed": 1}}
+    assert per_task["hwmis.mse"]["by_mistake"] == {"not_squared": 1}
+    m = {(x["task"], x["mistake"]): x for x in a["mistakes"]}
+    assert m[("hwmis.square", "cubed")]["text"] == "square returns x cubed: the exponent is 2, not 3"
+    assert m[("hwmis.square", "cubed")]["count"] == 2 and m[("hwmis.square", "cubed")]["students"] == 1
