@@ -709,7 +709,7 @@ for name, model in (("GD interpolator", start), ("1-SAM (3000 ep.) + GD polish",
           f"   full-batch SAM/(ρ²Tr/2) = {sfull / (rho**2 / 2 * tr):.3f}")
 
 # %% [markdown] flatlab={"id": "hw2.q_why_drift", "points": 3, "role": "manual"}
-# **Question (3 points).** Explain, using your measurements, why full-batch GD stays at its
+# **Question.** Explain, using your measurements, why full-batch GD stays at its
 # interpolator while 1-SAM moves, and what 1-SAM moves towards. Use the relation between
 # `one_sam_sharpness` and the trace. What happened to the test accuracy here, and does
 # that already tell you whether "low trace ⇒ generalization" holds for this architecture

@@ -702,7 +702,7 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown] flatlab={"id": "hw3.q_lemma31", "points": 3, "role": "manual"}
-# **Question (3 points).** Using the plots of section 6, explain in your own words the chain
+# **Question.** Using the plots of section 6, explain in your own words the chain
 # "small trace ⇒ small path norm ⇒ generalization" for the no-bias net. Which of the two
 # optimizers makes the trace small, and does GD+wd also reduce the path norm? Why is the
 # path norm, and not the raw weight norm, the right quantity (hint: section 4)?
@@ -725,7 +725,7 @@ plt.show()
 # <!-- END SOLUTION -->
 
 # %% [markdown] flatlab={"id": "hw3.q_simbn", "points": 2, "role": "manual"}
-# **Question (2 points).** Describe the four strongest Sim-BN neurons (section 8). Write down the
+# **Question.** Describe the four strongest Sim-BN neurons (section 8). Write down the
 # function a network made of exactly those four neurons would compute on the hypercube,
 # and say why this is an *interpretable* flattest solution (Theorem 3.2).
 #

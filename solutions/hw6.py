@@ -933,7 +933,7 @@ with torch.no_grad():
           f"max |change of f| on test points {change:.1e}, test acc {accuracy(flat(ln_data.X_test), ln_data.y_test):.3f}")
 
 # %% [markdown] flatlab={"id": "hw6.q_equal_sharpness", "points": 3, "role": "manual"}
-# **Question (3 points).** In 6a the penalty and 1-SAM end at (nearly) the same trace, the minimum
+# **Question.** In 6a the penalty and 1-SAM end at (nearly) the same trace, the minimum
 # 4·sqrt(d+1). One generalizes, the other does not. Explain in your own words why equal
 # sharpness does not imply equal generalization here, using your diagnostics from 6b. What
 # does this say about the claim "SAM generalizes because it finds flat minima"?
@@ -956,7 +956,7 @@ with torch.no_grad():
 # <!-- END SOLUTION -->
 
 # %% [markdown] flatlab={"id": "hw6.q_scale", "points": 2, "role": "manual"}
-# **Question (2 points).** 6c made a flattest Sim-LN model without training. Why is that possible for
+# **Question.** 6c made a flattest Sim-LN model without training. Why is that possible for
 # Sim-LN but not for the bias net (hint: hw1's rescaling curve A c² + B/c²)? Given this, what
 # must 1-SAM be doing on Sim-LN (scenario III) to generalize?
 #
