@@ -228,7 +228,7 @@ _l0 = sam_step(_m, _X, _y, 0.1, 0.05)
 flatlab.train.reference.minibatch_epoch(_ref, _X, _y, 0.1, 0.05, list(range(12)), batch_size=12)
 _gd = flatlab.make_model("bias", 5, 6, seed=1)
 flatlab.train.reference.minibatch_epoch(_gd, _X, _y, 0.1, 0.0, list(range(12)), batch_size=12)
-_diff = float((flatten_params(_m) - flatten_params(_ref)).abs().max())
+_diff = float((flatten_params(_m) - flatten_params(_ref)).detach().abs().max())
 assert not torch.allclose(flatten_params(_m), flatten_params(_gd), rtol=1e-10, atol=1e-12), \
     "your step is a plain gradient step: take the gradient at θ + δ, not at θ"
 assert _diff < 1e-10, (f"the parameters after sam_step are off by up to {_diff:.2g} from θ − lr·∇L(θ + δ): check that δ = ρ·g/‖g‖, "
@@ -379,7 +379,7 @@ for _i in _order:
         _want_losses.append(float(mse(_ref(_X[_i:_i + 1]), _y[_i:_i + 1])))
     flatlab.train.reference.one_sam_epoch(_ref, _X, _y, 0.05, 0.1, [_i])
 _out = one_sam_epoch(_m, _X, _y, 0.05, 0.1, _order)
-_diff = float((flatten_params(_m) - flatten_params(_ref)).abs().max())
+_diff = float((flatten_params(_m) - flatten_params(_ref)).detach().abs().max())
 assert _diff < 1e-10, (f"the parameters after one_sam_epoch are off by up to {_diff:.2g}: take one SAM step per index, "
                        "in the given order, each on the single example (X[i:i+1], y[i:i+1]) "
                        "(if you call your sam_step, check hw2.sam_step first)")

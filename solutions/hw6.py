@@ -466,10 +466,11 @@ def test_schedule_matches_reference(student, rng):
     c = flatlab.train.penalty.PenaltyConfig(lam=float(rng.uniform(0.001, 1)), fit_epochs=int(rng.integers(0, 6)),
                                       ramp_epochs=int(rng.integers(1, 6)), hold_epochs=int(rng.integers(0, 6)),
                                       anneal_epochs=int(rng.integers(1, 6)), anneal_factor=float(rng.uniform(1e-4, 0.5)))
-    for e in range(c.epochs + 3):
-        want = flatlab.train.penalty.penalty_weight(c, e)
-        got = student.lambda_schedule(e, c.lam, c.fit_epochs, c.ramp_epochs, c.hold_epochs, c.anneal_epochs, c.anneal_factor)
-        assert_close(got, want, rtol=1e-12, atol=1e-15, name=f"lambda at epoch {e}")
+    epochs = list(range(c.epochs + 3))
+    got = [student.lambda_schedule(e, c.lam, c.fit_epochs, c.ramp_epochs, c.hold_epochs, c.anneal_epochs, c.anneal_factor)
+           for e in epochs]  # every epoch first, then compare: the feedback can name the mistake
+    for e, g in zip(epochs, got):
+        assert_close(g, flatlab.train.penalty.penalty_weight(c, e), rtol=1e-12, atol=1e-15, name=f"lambda at epoch {e}")
 
 
 def test_schedule_long_phases(student, rng):
@@ -478,10 +479,11 @@ def test_schedule_long_phases(student, rng):
                                       ramp_epochs=int(rng.integers(2, 40)), hold_epochs=int(rng.integers(1, 40)),
                                       anneal_epochs=int(rng.integers(2, 40)), anneal_factor=float(rng.uniform(1e-4, 0.5)))
     b = np.cumsum([c.fit_epochs, c.ramp_epochs, c.hold_epochs, c.anneal_epochs])
-    for e in sorted({0, *[int(x) + k for x in b for k in (-1, 0, 1)], int(b[-1]) + 100}):
-        want = flatlab.train.penalty.penalty_weight(c, e)
-        got = student.lambda_schedule(e, c.lam, c.fit_epochs, c.ramp_epochs, c.hold_epochs, c.anneal_epochs, c.anneal_factor)
-        assert_close(got, want, rtol=1e-12, atol=1e-15, name=f"lambda at epoch {e}")
+    epochs = sorted({0, *[int(x) + k for x in b for k in (-1, 0, 1)], int(b[-1]) + 100})
+    got = [student.lambda_schedule(e, c.lam, c.fit_epochs, c.ramp_epochs, c.hold_epochs, c.anneal_epochs, c.anneal_factor)
+           for e in epochs]
+    for e, g in zip(epochs, got):
+        assert_close(g, flatlab.train.penalty.penalty_weight(c, e), rtol=1e-12, atol=1e-15, name=f"lambda at epoch {e}")
 
 
 # %% flatlab={"feedback": "the ramp starts at 0 (\u03bb = lam\u00b7k/ramp) and is one epoch late: at the k-th ramp epoch \u03bb = lam\u00b7(k+1)/ramp", "id": "hw6.schedule", "name": "ramp_off_by_one", "role": "mistake"}
@@ -614,9 +616,11 @@ def test_memorization_random_nets(student, rng):
         if arch == "bias":
             with torch.no_grad():
                 model.b1.sub_(float(rng.uniform(0.0, 1.5)))  # sparser firing: some neurons fire on few points
-        for thr in (0, 3, int(rng.integers(1, 10))):
-            assert_close(student.memorization_share(model, X, thr), flatlab.diagnostics.memorization_index(model, X, threshold=thr),
-                         rtol=1e-10, atol=1e-12)
+        thresholds = (0, 3, int(rng.integers(1, 10)), X.shape[0] // 2)
+        got = [student.memorization_share(model, X, thr) for thr in thresholds]  # all calls first, then compare
+        for thr, g in zip(thresholds, got):
+            assert_close(g, flatlab.diagnostics.memorization_index(model, X, threshold=thr), rtol=1e-10, atol=1e-12,
+                         name=f"the share at threshold {thr}")
 
 
 def test_memorization_threshold_boundary(student, rng):
