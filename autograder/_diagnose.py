@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import signal
 import sys
-import time
+
+from autograder._child import in_child
 
 
 def _answer(ns: dict, req: dict) -> dict:
@@ -43,47 +42,16 @@ def _answer(ns: dict, req: dict) -> dict:
 
 
 def _fork_answer(ns: dict, req: dict) -> dict:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+    def work():
         try:
-            os.close(r)
-            os.setpgid(0, 0)
-            try:
-                rep = _answer(ns, req)
-            except BaseException as e:  # noqa: BLE001
-                rep = {"ok": False, "error": f"{type(e).__name__}: {str(e)[:300]}"}
-            with os.fdopen(w, "wb") as f:
-                f.write(json.dumps(rep).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    chunks, deadline, timed_out = [], time.monotonic() + float(req.get("timeout", 60)), False
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            timed_out = True
-            break
-        ready, _, _ = select.select([r], [], [], left)
-        if ready:
-            b = os.read(r, 1 << 20)
-            if not b:
-                break
-            chunks.append(b)
-    os.close(r)
-    if timed_out:
-        for target in (-pid, pid):
-            try:
-                os.kill(target, signal.SIGKILL)
-            except OSError:
-                pass
-    os.waitpid(pid, 0)
-    if timed_out:
+            return _answer(ns, req)
+        except BaseException as e:  # noqa: BLE001
+            return {"ok": False, "error": f"{type(e).__name__}: {str(e)[:300]}"}
+
+    rep, why = in_child(work, float(req.get("timeout", 60)))
+    if why == "timed out":
         return {"ok": False, "error": "timed out"}
-    try:
-        return json.loads(b"".join(chunks).decode())
-    except ValueError:
-        return {"ok": False, "error": "the diagnosis process died"}
+    return rep if rep is not None else {"ok": False, "error": "the diagnosis process died"}
 
 
 def main() -> int:

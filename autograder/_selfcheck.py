@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import signal
 import sys
-import time
-import traceback
+
+from autograder._child import in_child
 
 _MAX_MESSAGE = 2000
 
@@ -66,53 +64,22 @@ def _new_run() -> dict:
 
 def _try_mistake(cells, k: int, ns: dict, mistake: dict, timeout: float) -> dict:
     """Fork; the child runs cells[k:] with the mistake appended to cell k and reports on a pipe."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        try:
-            os.close(r)
-            os.setpgid(0, 0)
-            run = _new_run()
-            # up to the task's last self-check: later cells cannot change its outcome
-            mine = [i for i, c in enumerate(cells) if i > k and c["role"] == "public_test"
-                    and c.get("id") == mistake["task"]]
-            _run_cells(cells, k, ns, (mistake["task"], mistake["source"]), run,
-                       stop=mine[-1] + 1 if mine else None)
-            data = json.dumps(run).encode()
-            with os.fdopen(w, "wb") as f:
-                f.write(data)
-        except BaseException:  # noqa: BLE001
-            traceback.print_exc()
-        finally:
-            os._exit(0)
-    os.close(w)
-    chunks, deadline, timed_out = [], time.monotonic() + timeout, False
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            timed_out = True
-            break
-        ready, _, _ = select.select([r], [], [], left)
-        if ready:
-            b = os.read(r, 1 << 16)
-            if not b:
-                break
-            chunks.append(b)
-    os.close(r)
-    if timed_out:
-        for target in (-pid, pid):
-            try:
-                os.kill(target, signal.SIGKILL)
-            except OSError:
-                pass
-    os.waitpid(pid, 0)
-    if timed_out:
+    def work():
+        run = _new_run()
+        # up to the task's last self-check: later cells cannot change its outcome
+        mine = [i for i, c in enumerate(cells) if i > k and c["role"] == "public_test"
+                and c.get("id") == mistake["task"]]
+        _run_cells(cells, k, ns, (mistake["task"], mistake["source"]), run,
+                   stop=mine[-1] + 1 if mine else None)
+        return run
+
+    run, why = in_child(work, timeout)
+    if why == "timed out":
         return {**_new_run(), "timeout": True}
-    try:
-        return json.loads(b"".join(chunks).decode())
-    except ValueError:
+    if run is None:
         return {**_new_run(), "errors": [{"cell": k, "role": "task", "type": "crashed",
                                           "message": "the notebook process died"}]}
+    return run
 
 
 def main() -> int:

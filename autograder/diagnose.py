@@ -38,7 +38,8 @@ START_TIMEOUT = 300.0  # seconds to import flatlab and run the reference cells
 
 def same_value(a, b) -> bool:
     """Whether two decoded plain-data values match: same structure, numbers and arrays of the
-    same shape within ``np.allclose(rtol=1e-6, atol=1e-9)``, anything else equal."""
+    same shape within ``np.allclose(rtol=1e-6, atol=1e-9)`` (NaN where the other has NaN: a mistake that
+    returns NaN, e.g. a missing zero guard, is recognised), anything else equal."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -49,7 +50,7 @@ def same_value(a, b) -> bool:
         x, y = np.asarray(a), np.asarray(b)
         if x.dtype.kind not in "biufc" or y.dtype.kind not in "biufc" or x.shape != y.shape:
             return False
-        return bool(np.allclose(x, y, rtol=RTOL, atol=ATOL, equal_nan=False))
+        return bool(np.allclose(x, y, rtol=RTOL, atol=ATOL, equal_nan=True))
     except (TypeError, ValueError):
         return False
 

@@ -62,7 +62,7 @@ def loss_of_theta(model, X, y):
 # products and p² memory: fine for a few thousand parameters, hopeless for the paper's
 # 16,000 (2 GB, ~20 s).
 
-# %% flatlab={"forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms"], "function": "hessian_trace_exact", "id": "hw1.trace_exact", "points": 4, "role": "task", "summary": "return the trace of the autograd Hessian of the MSE loss w.r.t. the flat parameters"}
+# %% flatlab={"forbid": ["flatlab.sharpness.hessian_trace", "flatlab.sharpness.gauss_newton_trace", "flatlab.sharpness.per_example_grad_sq_norms", "flatlab._closed_form.second_order_trace"], "function": "hessian_trace_exact", "id": "hw1.trace_exact", "points": 4, "role": "task", "summary": "return the trace of the autograd Hessian of the MSE loss w.r.t. the flat parameters"}
 def hessian_trace_exact(model, X, y):
     """Tr ∇²L(θ) for L = mse(model(X), y), from the full autograd Hessian. X (n, d), y (n,). Returns a float."""
     ### BEGIN SOLUTION

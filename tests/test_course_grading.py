@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.build import solution_notebook
 from autograder.notebook import notebook_to_percent, parse_source, read_source
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,7 +232,7 @@ def test_source_round_trips_through_its_notebook(name, fresh_build):
     text = path.read_text()
     nb = read_source(path)
     saved = nbformat.read(fresh_build[2] / f"{name}.ipynb", as_version=4)
-    assert notebook_to_percent(saved) == text
+    assert notebook_to_percent(saved) == notebook_to_percent(solution_notebook(read_source(path)))  # no mistakes
     assert notebook_to_percent(nb) == text, (
         f"{path} is not in jupytext's layout: rewrite it with "
         "autograder.notebook.notebook_to_percent(read_source(path))")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from nbclient import NotebookClient
 
+from autograder.build import solution_notebook
 from autograder.notebook import read_source
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def test_solution_notebook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     monkeypatch.setenv("MKL_NUM_THREADS", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = read_source(path)
+    nb = solution_notebook(read_source(path))  # the source without its mistake cells, as build writes it
     client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=False,
                             resources={"metadata": {"path": str(tmp_path)}})
     start = time.perf_counter()

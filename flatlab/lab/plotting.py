@@ -27,7 +27,7 @@ from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
 
 __all__ = ["plot_results", "plot_curves", "curves_figure", "plot_neurons", "plot_beyond", "plot_sweep", "COLORS"]
 
-COLORS = {"gd_wd": "#1f77b4", "one_sam": "#d62728", "one_sam_projected": "#2ca02c", "penalty": "#2ca02c",
+COLORS = {"gd_wd": "#1f77b4", "gd": "#7f7f7f", "one_sam": "#d62728", "one_sam_projected": "#2ca02c", "penalty": "#2ca02c",
           "label_noise": "#9467bd"}  # by method id
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")  # other ids, in order
 _PANELS = (("test_acc", "test accuracy", False), ("train_loss", "training loss", True),

@@ -400,6 +400,9 @@ def test_same_value():
     assert not same(np.array([1.0, 2.0]), np.array([[1.0, 2.0]]))  # same values, other shape
     assert same((1, {"a": [2.0]}), [1, {"a": [2.0]}]) and not same({"a": 1}, {"b": 1})
     assert same(None, None) and not same(None, 0.0) and not same("x", "y") and same(3, 3.0)
+    nan = float("nan")  # a mistake that returns NaN (no zero guard) matches NaN in the same places only
+    assert same(np.array([nan, 1.0]), np.array([nan, 1.0])) and same(nan, nan)
+    assert not same(np.array([nan, 1.0]), np.array([1.0, nan])) and not same(nan, 0.0)
 
 
 def test_class_report_counts_diagnosed_mistakes_per_task(diagnosed):
