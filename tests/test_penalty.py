@@ -282,7 +282,8 @@ def test_penalty_runs_on_sim_ln():
                         lr=0.02)
     h = train(model, data, cfg)
     assert h.train_loss[-1] < h.train_loss[0]
-    assert all(t >= 2.0 - 1e-9 for t in h.trace)  # Sim-LN floor: ‖∇f(x)‖² >= 1 at every point
+    assert all(t >= 2.0 - 1e-9 for t in h.gn_trace)  # Sim-LN: ‖∇f(x)‖² >= 1 at every point bounds the GN term
+    assert any(abs(t - g) > 1e-6 for t, g in zip(h.trace, h.gn_trace))  # the true trace is another number
 
 
 @pytest.mark.slow  # compiles the numba kernel on a fresh checkout (~7 s)
