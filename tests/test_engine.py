@@ -4,6 +4,7 @@ The engine must follow the reference trajectory to 1e-10 (float64) over >= 1,000
 steps for every supported architecture, with and without the projection.
 """
 import signal
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -222,3 +223,25 @@ def test_train_keyboard_interrupt_returns_partial_history(data, monkeypatch, how
     expected_last = 15 if how == "signal" else 10  # chunks of 5 epochs (= log_every)
     assert hist.epoch == list(range(0, expected_last + 1, 5))
     assert len(hist.trace) == len(hist.epoch) and History().to_dict()["epoch"] == []
+
+
+def test_log_spaced_grid_and_the_same_trajectory(data):
+    """log_per_decade adds round(10^(j/k)) epochs to the log without changing the run itself."""
+    from flatlab.train.loop import log_epochs
+    assert log_epochs(10, 5) == [0, 5, 10] and log_epochs(7, 5) == [0, 5, 7]
+    assert log_epochs(100, 50, 2) == [0, 1, 3, 10, 32, 50, 100]  # 10^(j/2): 1, 3.2, 10, 31.6, 100
+    grid = log_epochs(100_000, 5_000, 20)
+    assert sum(e < 5_000 for e in grid) == 64 and grid == sorted(set(grid))  # 3.7 decades, small ones merge and grid[-1] == 100_000
+    cfg = TrainConfig("one_sam", (Phase(30, 0.05, 0.1), Phase(20, 0.02, 0.1)), log_every=25, seed=3)
+    runs = {}
+    for k in (0, 10):
+        model = _model("bias", data)
+        h = train(model, data, replace(cfg, log_per_decade=k))
+        runs[k] = (h, _arrays(model))
+    (h0, w0), (h1, w1) = runs[0], runs[10]
+    assert h0.epoch == [0, 25, 50] and h1.epoch == log_epochs(50, 25, 10)
+    assert all(np.array_equal(w0[k], w1[k]) for k in w0)  # logging more often changes nothing
+    for e, loss in zip(h0.epoch, h0.train_loss):
+        assert h1.train_loss[h1.epoch.index(e)] == loss
+    with pytest.raises(ValueError, match="log_per_decade"):
+        TrainConfig("gd", (Phase(10, 0.1),), log_per_decade=-1)

@@ -39,6 +39,8 @@ def test_paper_presets_follow_table_2():
     assert s3["one_sam_projected"].project_norm == 10.0
     for name in E.SCENARIOS:
         assert E.get_config(name, "paper").model.width == 500
+        assert {m.log_per_decade for m in E.get_config(name, "paper").methods} == {20}  # the learning phase shows
+        assert {m.log_per_decade for m in E.get_config(name, "quick").methods} == {0}
     bn = E.get_config("scenario1-bn", "paper")
     (sam,) = bn.methods
     assert sam.phases == ((100_000, 0.005, 0.1), (100_000, 0.003, 1.0)) and sam.weight_decay == 0.0

@@ -91,7 +91,7 @@ def _train_config(spec: MethodSpec, seed: int, backend: str, loss: str = "mse") 
     return TrainConfig(
         method=spec.optimizer, phases=tuple(Phase(int(e), float(lr), float(r)) for e, lr, r in spec.phases),
         weight_decay=spec.weight_decay, project_norm=spec.project_norm, loss=loss, seed=seed,
-        log_every=spec.log_every, backend=backend, batch_size=spec.batch_size,
+        log_every=spec.log_every, backend=backend, batch_size=spec.batch_size, log_per_decade=spec.log_per_decade,
     )
 
 

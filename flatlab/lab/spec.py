@@ -32,6 +32,7 @@ class MethodSpec:
     weight_decay: float = 0.0  # L2 coefficient (the paper's baselines use 0.05)
     project_norm: float | None = None  # Fig. 6b: keep ‖(W1, b1)‖_F at this value
     log_every: int = 100  # epochs between history records
+    log_per_decade: int = 0  # and this many log-spaced records per decade of epochs (paper presets)
     batch_size: int | None = None  # sgd minibatch size (None: TrainConfig's default)
     model: dict = field(default_factory=dict)  # changes to the scenario's ModelConfig for this method, e.g.
     #                                            {"init_scale": 0.01} (Fig. 6a), {"arch": "bias"} (appendix)

@@ -49,6 +49,7 @@ class TrainConfig:
     seed: int = 0  # seeds the example order (and nothing else)
     log_every: int = 100  # epochs between history records (also logs epoch 0 and the last)
     backend: str = "auto"  # "auto": fast engine when it supports the case, else torch; "torch"; "engine"
+    log_per_decade: int = 0  # also log on a log-spaced grid: this many epochs per decade (0: none)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -75,6 +76,9 @@ class TrainConfig:
         le = self.log_every
         if isinstance(le, bool) or not isinstance(le, int) or le < 1:
             raise ValueError(f"log_every must be an int >= 1, got {le!r}")
+        lp = self.log_per_decade
+        if isinstance(lp, bool) or not isinstance(lp, int) or lp < 0:
+            raise ValueError(f"log_per_decade must be an int >= 0, got {lp!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
 

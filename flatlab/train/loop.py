@@ -6,7 +6,8 @@ backend, the sharpness penalty, label-noise SGD). A method is a list of segments
 global ``epoch``; the loop cuts them into chunks of at most ``chunk`` epochs, stopping
 at every ``log_every`` boundary.
 
-Every ``log_every`` epochs (and at epoch 0 and at the end) the history records the
+Every ``log_every`` epochs (and at epoch 0, at the end and, with ``log_per_decade``, on a
+log-spaced grid of epochs) the history records the
 training loss, the test accuracy on ``data.X_test``, the trace of the training loss's Hessian
 ``trace`` (``hessian_trace(..., method="closed_form")``, exact at any width; Hutchinson with 64
 probes for a model without a closed form) and its Gauss-Newton term ``gn_trace`` (for the MSE
@@ -31,7 +32,7 @@ from ..losses import accuracy, get_loss
 from ..sharpness import hessian_trace
 from ..sharpness import _Objective
 
-__all__ = ["History", "run_loop"]
+__all__ = ["History", "run_loop", "log_epochs"]
 
 _TEST_CHUNK = 512  # rows of X_test per forward pass when logging
 
@@ -107,11 +108,25 @@ def _record(history: History, model, data, X, y, loss_fn, loss_name, epoch):
     history.trace.append(trace)
 
 
+def log_epochs(total: int, log_every: int, per_decade: int = 0) -> list[int]:
+    """The epochs a run of ``total`` epochs logs at: 0, every ``log_every``, the last and, with
+    ``per_decade`` > 0, the log-spaced grid round(10^(j / per_decade)) (so that a learning phase
+    that is over in the first 1% of a long run is still seen)."""
+    out = set(range(0, total + 1, log_every)) | {0, total}
+    if per_decade > 0:
+        j = 0
+        while (e := round(10 ** (j / per_decade))) <= total:
+            out.add(e)
+            j += 1
+    return sorted(out)
+
+
 def run_loop(model, data: Dataset, segments, *, log_every: int, loss: str = "mse", chunk: int = 1,
-             progress: bool = False, desc: str = "train") -> History:
+             progress: bool = False, desc: str = "train", log_per_decade: int = 0) -> History:
     """Run ``segments`` [(epochs, advance(epoch, k))] in order on ``model``; return the History.
 
-    ``chunk`` bounds the epochs per ``advance`` call (and so the Ctrl-C latency).
+    ``chunk`` bounds the epochs per ``advance`` call (and so the Ctrl-C latency). The history is
+    recorded at :func:`log_epochs` (total, log_every, log_per_decade).
     """
     from tqdm import tqdm
 
@@ -120,20 +135,24 @@ def run_loop(model, data: Dataset, segments, *, log_every: int, loss: str = "mse
     loss_fn = get_loss(loss)
     history = History()
     total = sum(e for e, _ in segments)
+    grid = log_epochs(total, log_every, log_per_decade)
+    at = set(grid)
     bar = tqdm(total=total, disable=not progress, unit="epoch", desc=desc)
-    epoch = 0
+    epoch, nxt = 0, 1  # grid[nxt]: the next epoch to log at
     try:
         with _Interrupt() as stop:
             _record(history, model, data, X, y, loss_fn, loss, 0)
             for epochs, advance in segments:
                 done = 0
                 while done < epochs:
-                    k = min(epochs - done, log_every - epoch % log_every, chunk)
+                    while grid[nxt] <= epoch:
+                        nxt += 1
+                    k = min(epochs - done, grid[nxt] - epoch, chunk)
                     advance(epoch, k)
                     done += k
                     epoch += k
                     bar.update(k)
-                    if epoch % log_every == 0 or epoch == total:
+                    if epoch in at:
                         _record(history, model, data, X, y, loss_fn, loss, epoch)
                         bar.set_postfix(loss=f"{history.train_loss[-1]:.3g}",
                                         acc=f"{history.test_acc[-1]:.3f}", trace=f"{history.trace[-1]:.3g}")

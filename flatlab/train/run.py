@@ -120,7 +120,8 @@ def train(model: nn.Module, data: Dataset, config, *, progress: bool = False) ->
     """Train ``model`` in place on ``data.X_train, data.y_train`` (n, d), (n,) as ``config`` says.
 
     ``config``: a ``TrainConfig``, ``PenaltyConfig`` or ``LabelNoiseConfig``. Returns the
-    ``History`` logged at epoch 0, every ``config.log_every`` epochs and at the end. Ctrl-C
+    ``History`` logged at epoch 0, every ``config.log_every`` epochs, at the end and (TrainConfig
+    ``log_per_decade``) on a log-spaced grid. Ctrl-C
     stops the run at the next chunk boundary: the current state is recorded as the last
     entry, ``history.interrupted`` is set, and the history is returned.
     Deterministic: same initial model, data and config give the same history and weights.
@@ -145,4 +146,4 @@ def train(model: nn.Module, data: Dataset, config, *, progress: bool = False) ->
     backend = resolve_backend(model, data, config)
     segments, chunk = _segments(model, data, config, backend)
     return run_loop(model, data, segments, log_every=config.log_every, loss=config.loss, chunk=chunk,
-                    progress=progress, desc=f"{config.method}/{backend}")
+                    progress=progress, desc=f"{config.method}/{backend}", log_per_decade=config.log_per_decade)
