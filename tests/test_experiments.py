@@ -102,7 +102,11 @@ def test_check_directions_pass_and_fail():
     assert any("declines" in f for f in failed)
     s3 = _fake_results("scenario3", [("one_sam", 0, 0.95, 2.1, 0.95),
                                      ("one_sam_projected", 0, 0.92, 2.5, 0.93)], floor=2.0)
-    assert [c["passed"] for c in E.check_directions(s3)] == [True, False, True]
+    assert [c["passed"] for c in E.check_directions(s3)] == [True, True, False, True]
+    diverged = _fake_results("scenario1", [("gd_wd", 0, 1.0, 70.0, 1.0), ("one_sam", 11, 1.0, None, 1.0)])
+    diverged["runs"][1]["final"]["train_loss"] = None  # overflowed: written as null; test acc can still be 1.0
+    first = E.check_directions(diverged)[0]
+    assert "diverging" in first["check"] and not first["passed"]
     # below the interpolators' floor: allowed for a run that does not interpolate, a contradiction for one that does
     low = [("one_sam", 0, 0.95, 1.4, 0.95), ("one_sam_projected", 0, 0.95, 1.1, 0.95)]
     assert E.check_directions(_fake_results("scenario3", low, floor=2.0, residual=0.05))[-1]["passed"]
@@ -166,3 +170,19 @@ def test_ctrl_c_writes_complete_file(tmp_path, monkeypatch):
     assert on_disk["interrupted"] is True and res["interrupted"] is True
     assert len(on_disk["runs"]) == 1 and len(on_disk["missing"]) == 3
     assert on_disk["runs"][0]["history"]["epoch"][-1] == on_disk["runs"][0]["final"]["epoch"]
+
+
+def test_figures_of_a_diverged_run_are_drawn_not_crashed(tmp_path):
+    """A run whose weights overflowed is written with nulls (strict JSON); its figures still draw."""
+    from flatlab.lab.plotting import curves_figure, plot_neurons
+    cfg = E.get_config("scenario1", "smoke")
+    good = {"w": [0.5, -0.5, 0.1], "neuron": 0, "w_x1": 0.5, "w_x2": -0.5, "rest_norm": 0.1, "x1x2_share": 0.96}
+    bad = {"w": [None, None, 1e155], "neuron": 3, "w_x1": None, "w_x2": None, "rest_norm": None, "x1x2_share": None}
+    hist = {"epoch": [0, 5, 10], "train_loss": [1.0, None, None], "test_acc": [0.5, 1.0, 1.0],
+            "trace": [50.0, None, None], "gn_trace": [50.0, None, None]}
+    runs = [{"method": m.name, "label": m.label, "seed": 0, "history": hist, "neurons": [good, bad],
+             "final": {"test_acc": 1.0, "train_loss": None, "trace": None}} for m in cfg.methods]
+    res = {"config": {**cfg.to_dict(), "model": {**cfg.model.to_dict(), "d": 3}}, "runs": runs, "summary": {}}
+    path = plot_neurons(res, tmp_path / "n.png", method="one_sam")
+    assert path.stat().st_size > 1000
+    curves_figure(res)

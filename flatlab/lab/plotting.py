@@ -16,6 +16,7 @@ Matplotlib's Agg backend is used, so no display is needed.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -44,8 +45,14 @@ def _band(runs, key):
     k = min(len(r["history"]["epoch"]) for r in runs)
     epochs = np.asarray(runs[0]["history"]["epoch"][:k], dtype=float)
     vals = np.array([[np.nan if v is None else v for v in r["history"][key][:k]] for r in runs], dtype=float)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # all-NaN columns (a diverged run) stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         return epochs, np.nanmean(vals, 0), np.nanmin(vals, 0), np.nanmax(vals, 0)
+
+
+def _num(x, spec: str) -> str:
+    """A number for a label; ``nan`` for a value results.json holds as null (not finite)."""
+    return "nan" if x is None else format(x, spec)
 
 
 def _differs(runs) -> bool:
@@ -140,16 +147,20 @@ def plot_neurons(results: dict, path, method: str | None = None) -> Path:
     image = None
     for ax, run in zip(axes[:, 0], runs):
         rows = run["neurons"]
-        W = np.array([r["w"] for r in rows], dtype=float)
-        W = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-300)
+        W = np.array([[np.nan if v is None else v for v in r["w"]] for r in rows], dtype=float)
+        with np.errstate(all="ignore"):  # a diverged run: non-finite weights stay blank
+            W = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-300)
         image = ax.imshow(W, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
         ax.set_yticks(range(len(rows)))
-        labels = [f"#{r['neuron']}: x1 {r['w_x1']:+.2f}, x2 {r['w_x2']:+.2f}, "
-                  f"rest {r['rest_norm']:.2f}, {100 * r['x1x2_share']:.1f}%" for r in rows]
+        labels = [f"#{r['neuron']}: x1 {_num(r['w_x1'], '+.2f')}, x2 {_num(r['w_x2'], '+.2f')}, "
+                  f"rest {_num(r['rest_norm'], '.2f')}, {_num(r['x1x2_share'] and 100 * r['x1x2_share'], '.1f')}%"
+                  for r in rows]
         ax.set_yticklabels(labels, fontsize=8)
         ax.set_xticks(range(0, d, max(1, d // 15)))
         ax.set_xticklabels([f"x{j + 1}" for j in range(0, d, max(1, d // 15))], fontsize=8)
-        ax.set_title(f"seed {run['seed']}: test acc {run['final']['test_acc']:.3f}", fontsize=9, loc="left")
+        ax.set_title(f"seed {run['seed']}: test acc {_num(run['final']['test_acc'], '.3f')}"
+                     + ("" if run["final"].get("train_loss") is not None else " (diverged: training loss not finite)"),
+                     fontsize=9, loc="left")
     fig.colorbar(image, ax=axes[:, 0].tolist(), label="W1[i] / ‖W1[i]‖", shrink=0.9)
     fig.suptitle(f"{results['config']['title']}, {runs[0]['label']}: the 4 largest first-layer neurons "
                  f"(label: weight on x1, x2, norm of the rest, share of squared norm on x1, x2)", fontsize=10)
