@@ -54,6 +54,7 @@ __all__ = [
     "EigenResult",
     "hessian_trace",
     "gauss_newton_trace",
+    "trace_parts",
     "per_example_grad_sq_norms",
     "top_eigenvalue",
     "hvp",
@@ -278,6 +279,23 @@ def _hutchinson(obj: _Objective, n_probes: int, seed, batch: int = 16) -> TraceE
     return TraceEstimate(float(v.mean()), float(v.std() / math.sqrt(n_probes)), n_probes)
 
 
+def _closed_parts(obj: _Objective) -> tuple[float, float]:
+    """(Tr ∇²L, its Gauss-Newton term) from the closed forms; ValueError without one."""
+    if not obj.closed_trace:
+        arch = getattr(getattr(obj.model, "config", None), "arch", type(obj.model).__name__)
+        raise ValueError(f"method='closed_form' needs a two-layer net of arch {TRACE_ARCHS} or a relu "
+                         f"deep_bias net, got {arch!r}; use method='exact' or 'hutchinson'")
+    gn = obj.gauss_newton()
+    return gn + obj.second_order(), gn
+
+
+def trace_parts(model, X, y, *, loss="mse") -> tuple[float, float]:
+    """(Tr ∇²L, its Gauss-Newton term) in one pass: ``hessian_trace`` with ``"closed_form"`` and
+    ``"gauss_newton"`` without computing the Gauss-Newton term twice. ValueError for a model
+    without a closed form (see ``hessian_trace``)."""
+    return _closed_parts(_Objective(model, X, y, loss))
+
+
 def hessian_trace(model, X, y, *, loss="mse", method: str = "exact", n_probes: int = 100, seed=0,
                   max_params: int | None = 5000, chunk_size: int = 256):
     """Tr ∇²L(θ) for L = loss(f_θ(X), y); X (n, d), y (n,).
@@ -303,11 +321,7 @@ def hessian_trace(model, X, y, *, loss="mse", method: str = "exact", n_probes: i
     if method == "gauss_newton":
         return obj.gauss_newton()
     if method == "closed_form":
-        if not obj.closed_trace:
-            arch = getattr(getattr(model, "config", None), "arch", type(model).__name__)
-            raise ValueError(f"method='closed_form' needs a two-layer net of arch {TRACE_ARCHS} or a relu "
-                             f"deep_bias net, got {arch!r}; use method='exact' or 'hutchinson'")
-        return obj.gauss_newton() + obj.second_order()
+        return _closed_parts(obj)[0]
     if method == "hutchinson":
         check_positive(n_probes, "n_probes", integer=True)
         if n_probes < 2:

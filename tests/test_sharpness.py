@@ -27,6 +27,7 @@ from flatlab.sharpness import (
     per_example_grad_sq_norms,
     sam_sharpness,
     top_eigenvalue,
+    trace_parts,
 )
 
 CASES = ["no_bias", "bias", "sim_bn", "sim_ln", "deep_bias", "softplus"]
@@ -136,6 +137,7 @@ def test_closed_form_trace_equals_independent_hessian(case, loss):
     tr = hessian_trace(model, X, y, loss=loss, method="closed_form")
     assert abs(tr - float(H.trace())) <= 1e-12 * float(torch.linalg.matrix_norm(H))
     gn = hessian_trace(model, X, y, loss=loss, method="gauss_newton")
+    assert trace_parts(model, X, y, loss=loss) == (tr, gn)  # both at once, the same numbers
     relu_plain = case in ("no_bias", "bias", "deep_bias")
     assert (abs(tr - gn) <= 1e-12 * abs(tr)) == relu_plain  # the second-order term vanishes exactly there
 
@@ -145,6 +147,8 @@ def test_closed_form_trace_refuses_models_without_one():
     X, y = xor_parity(6, 4, seed=1)
     with pytest.raises(ValueError, match="closed_form.*'exact' or 'hutchinson'"):
         hessian_trace(model, X, y, method="closed_form")
+    with pytest.raises(ValueError, match="closed_form"):
+        trace_parts(model, X, y)
 
 
 @pytest.mark.parametrize("arch", ["sim_ln", "sim_bn"])

@@ -29,8 +29,7 @@ import torch
 
 from ..data import Dataset
 from ..losses import accuracy, get_loss
-from ..sharpness import hessian_trace
-from ..sharpness import _Objective
+from ..sharpness import hessian_trace, trace_parts
 
 __all__ = ["History", "run_loop", "log_epochs"]
 
@@ -95,11 +94,10 @@ def _record(history: History, model, data, X, y, loss_fn, loss_name, epoch):
         # chunks of 512 rows keep the (rows, m) activations in cache: ~2-3x faster than one pass
         f_test = torch.cat([model(Xt[i : i + _TEST_CHUNK]) for i in range(0, Xt.shape[0], _TEST_CHUNK)])
         test_acc = accuracy(f_test, data.y_test.to(X.dtype))
-    obj = _Objective(model, X, y, loss_name)
-    gn = obj.gauss_newton()
-    if obj.closed_trace:
-        trace = gn + obj.second_order()
-    else:
+    try:
+        trace, gn = trace_parts(model, X, y, loss=loss_name)
+    except ValueError:  # no closed form (a deep softplus net): estimate the trace
+        gn = hessian_trace(model, X, y, loss=loss_name, method="gauss_newton")
         trace = float(hessian_trace(model, X, y, loss=loss_name, method="hutchinson", n_probes=64, seed=epoch))
     history.gn_trace.append(gn)
     history.epoch.append(epoch)
